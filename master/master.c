@@ -1,0 +1,741 @@
+/*
+ * The master cycle. Signals arrive through a signalfd and only set flags;
+ * master_cycle() then acts on the flags in one place, in order of urgency,
+ * as nginx's master does. Everything else is a reaction to a worker:
+ * a message on its socketpair, or its death.
+ *
+ * Generations: every accepted configuration is a generation with the
+ * workers forked for it. A reload forks a new generation beside the old
+ * one; once each of its slots has a worker that reported ready, the older
+ * generations are retired gracefully. Sockets are per (address, slot) and
+ * outlive generations, so a reload never has a bind gap.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "common/log.h"
+#include "ipc/ipc.h"
+#include "master/listen.h"
+#include "master/master.h"
+#include "master/pidfile.h"
+#include "master/restart.h"
+#include "worker/worker.h"
+
+#define FAST_STOP_KILL_MS 2000   /* SIGTERM, then SIGKILL after this */
+#define MAX_LISTEN_PER_SLOT 64
+
+struct generation {
+	long id;
+	struct config *cfg;
+	int live;                    /* workers of this generation alive */
+	LIST_ENTRY(generation) link;
+};
+
+enum wstate { W_STARTING, W_READY, W_RETIRING };
+
+struct worker {
+	pid_t pid;
+	int slot;
+	struct generation *gen;
+	enum wstate state;
+	int ipc_fd;
+	struct event *ipc_ev;
+	struct event *kill_ev;       /* SIGKILL deadline once asked to stop */
+	uint64_t started_ms;
+	int64_t requests, in_flight;
+	LIST_ENTRY(worker) link;
+};
+
+struct slot {
+	struct restart restart;
+	struct event *respawn_ev;    /* a pending delayed fork */
+};
+
+static struct {
+	struct event_base *base;
+	const struct config_overrides *ov;
+	struct generation *current;
+	LIST_HEAD(, generation) gens;
+	LIST_HEAD(, worker) workers;
+	struct slot *slots;
+	int nslots;
+	int sfd;
+	struct event *sig_ev;
+	/* flags set by signals, acted on by master_cycle() */
+	int sig_terminate, sig_quit, sig_reconfigure, sig_reopen, sig_child;
+	int sig_more, sig_fewer;
+	int stopping;                /* 0, or the IPC shutdown mode + 1 */
+	long next_gen;
+	bool announced;              /* the current generation was logged ready */
+	int exit_status;
+} M;
+
+static void master_cycle(void);
+static void spawn(int slot, struct generation *gen);
+
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static struct timeval
+ms_tv(uint64_t ms)
+{
+	return (struct timeval){ .tv_sec = (time_t)(ms / 1000),
+	    .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
+}
+
+static int
+live_workers(void)
+{
+	struct worker *w;
+	int n = 0;
+
+	LIST_FOREACH(w, &M.workers, link)
+		n++;
+	return n;
+}
+
+/* ---- generations ---- */
+
+static struct generation *
+gen_new(struct config *cfg)
+{
+	struct generation *g = calloc(1, sizeof(*g));
+
+	if (g == NULL)
+		return NULL;
+	g->id = ++M.next_gen;
+	g->cfg = cfg;
+	LIST_INSERT_HEAD(&M.gens, g, link);
+	return g;
+}
+
+static void
+gen_release_unused(void)
+{
+	struct generation *g, *next;
+
+	for (g = LIST_FIRST(&M.gens); g != NULL; g = next) {
+		next = LIST_NEXT(g, link);
+		if (g == M.current || g->live > 0)
+			continue;
+		LIST_REMOVE(g, link);
+		config_free(g->cfg);
+		free(g);
+	}
+}
+
+static bool
+cfg_has_addr(const struct config *cfg, const char *addr)
+{
+	for (size_t i = 0; i < cfg->nlisten; i++)
+		if (strcmp(cfg->listen[i].text, addr) == 0)
+			return true;
+	return false;
+}
+
+/* A socket stays open while the current config or a live worker may use it. */
+static bool
+socket_used(const char *addr, int slot, void *arg)
+{
+	struct worker *w;
+
+	(void)arg;
+	if (M.stopping == 0 && slot < M.current->cfg->workers &&
+	    cfg_has_addr(M.current->cfg, addr))
+		return true;
+	LIST_FOREACH(w, &M.workers, link)
+		if (w->slot == slot && cfg_has_addr(w->gen->cfg, addr))
+			return true;
+	return false;
+}
+
+/* ---- slots ---- */
+
+static int
+slots_grow(int n)
+{
+	struct slot *s;
+
+	if (n <= M.nslots)
+		return 0;
+	if ((s = realloc(M.slots, (size_t)n * sizeof(*s))) == NULL)
+		return -1;
+	memset(s + M.nslots, 0, (size_t)(n - M.nslots) * sizeof(*s));
+	M.slots = s;
+	M.nslots = n;
+	return 0;
+}
+
+static void
+respawn_fire(evutil_socket_t fd, short what, void *arg)
+{
+	int slot = (int)(intptr_t)arg;
+
+	(void)fd;
+	(void)what;
+	event_free(M.slots[slot].respawn_ev);
+	M.slots[slot].respawn_ev = NULL;
+	if (M.stopping == 0 && slot < M.current->cfg->workers)
+		spawn(slot, M.current);
+}
+
+static void
+schedule_respawn(int slot, uint64_t lived_ms)
+{
+	struct slot *s = &M.slots[slot];
+	uint64_t delay = restart_delay(&s->restart, lived_ms);
+	struct timeval tv = ms_tv(delay);
+
+	if (s->respawn_ev != NULL)
+		return;
+	if (delay == 0) {
+		spawn(slot, M.current);
+		return;
+	}
+	log_warn("slot %d restarts too often: next worker in %llu ms", slot,
+	    (unsigned long long)delay);
+	s->respawn_ev = evtimer_new(M.base, respawn_fire, (void *)(intptr_t)slot);
+	if (s->respawn_ev != NULL)
+		evtimer_add(s->respawn_ev, &tv);
+}
+
+/* ---- workers ---- */
+
+static struct worker *
+worker_by_pid(pid_t pid)
+{
+	struct worker *w;
+
+	LIST_FOREACH(w, &M.workers, link)
+		if (w->pid == pid)
+			return w;
+	return NULL;
+}
+
+static void
+kill_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	(void)fd;
+	(void)what;
+	log_warn("worker %ld (slot %d) did not exit in time: killing it", (long)w->pid, w->slot);
+	kill(w->pid, SIGKILL);
+}
+
+static void
+arm_kill(struct worker *w, uint64_t ms)
+{
+	struct timeval tv = ms_tv(ms);
+
+	if (w->kill_ev == NULL)
+		w->kill_ev = evtimer_new(M.base, kill_fire, w);
+	if (w->kill_ev != NULL)
+		evtimer_add(w->kill_ev, &tv);
+}
+
+/* Asks a worker to stop: gracefully over IPC, or fast with SIGTERM. */
+static void
+stop_worker(struct worker *w, enum ipc_shutdown_mode mode)
+{
+	struct ipc_msg m = { .type = IPC_SHUTDOWN };
+
+	if (mode == IPC_SHUTDOWN_FAST) {
+		kill(w->pid, SIGTERM);
+		arm_kill(w, FAST_STOP_KILL_MS);
+	} else {
+		m.u.shutdown.mode = IPC_SHUTDOWN_GRACEFUL;
+		if (ipc_send(w->ipc_fd, &m) == -1)
+			kill(w->pid, SIGTERM);
+		arm_kill(w, (uint64_t)w->gen->cfg->shutdown_timeout_ms);
+	}
+	w->state = W_RETIRING;
+}
+
+static void
+worker_free(struct worker *w)
+{
+	LIST_REMOVE(w, link);
+	w->gen->live--;
+	if (w->ipc_ev != NULL)
+		event_free(w->ipc_ev);
+	if (w->kill_ev != NULL)
+		event_free(w->kill_ev);
+	close(w->ipc_fd);
+	free(w);
+}
+
+/* Every slot of the current generation has a ready worker: retire the rest. */
+static void
+check_generation_ready(void)
+{
+	struct generation *g = M.current;
+	struct worker *w;
+	int ready = 0, retired = 0;
+
+	if (M.announced || M.stopping)
+		return;
+	LIST_FOREACH(w, &M.workers, link)
+		if (w->gen == g && w->state == W_READY)
+			ready++;
+	if (ready < g->cfg->workers)
+		return;
+	LIST_FOREACH(w, &M.workers, link) {
+		if (w->gen != g && w->state != W_RETIRING) {
+			stop_worker(w, IPC_SHUTDOWN_GRACEFUL);
+			retired++;
+		}
+	}
+	M.announced = true;
+	log_info("ready: generation %ld, %d worker(s)%s", g->id, ready,
+	    retired ? ", retiring the previous generation" : "");
+}
+
+static void
+on_worker_msg(struct worker *w, const struct ipc_msg *m)
+{
+	switch (m->type) {
+	case IPC_READY:
+		if (m->u.ready.pid != w->pid || m->u.ready.slot != w->slot ||
+		    m->u.ready.generation != w->gen->id) {
+			log_error("worker %ld sent a ready message that is not its own: killing it",
+			    (long)w->pid);
+			kill(w->pid, SIGKILL);
+			return;
+		}
+		if (w->state == W_STARTING)
+			w->state = W_READY;
+		log_info("worker %ld ready: slot %d, generation %ld", (long)w->pid, w->slot,
+		    w->gen->id);
+		check_generation_ready();
+		break;
+	case IPC_STATS:
+		w->requests = m->u.stats.requests;
+		w->in_flight = m->u.stats.in_flight;
+		break;
+	default:
+		log_error("worker %ld sent an unexpected %s message: killing it",
+		    (long)w->pid, ipc_type_name(m->type));
+		kill(w->pid, SIGKILL);
+	}
+}
+
+static void
+on_worker_ipc(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct ipc_msg m;
+	char err[256];
+	int rc;
+
+	(void)what;
+	while ((rc = ipc_recv(fd, &m, err, sizeof(err))) == 1)
+		on_worker_msg(w, &m);
+	if (rc == 0) {
+		/* It is exiting: SIGCHLD will follow. Stop listening to it. */
+		event_del(w->ipc_ev);
+	} else if (errno == EBADMSG) {
+		log_error("worker %ld (slot %d) sent a malformed message (%s): killing it",
+		    (long)w->pid, w->slot, err);
+		event_del(w->ipc_ev);
+		kill(w->pid, SIGKILL);
+	}
+}
+
+static void
+spawn(int slot, struct generation *gen)
+{
+	int pair[2], fds[MAX_LISTEN_PER_SLOT];
+	struct worker_args args;
+	struct worker *w;
+	size_t nfds;
+	pid_t pid;
+
+	if ((w = calloc(1, sizeof(*w))) == NULL || ipc_pair(pair) == -1) {
+		log_error("cannot start a worker for slot %d: %s", slot, strerror(errno));
+		free(w);
+		return;
+	}
+	nfds = listen_slot_fds(gen->cfg, slot, fds, MAX_LISTEN_PER_SLOT);
+	if ((pid = fork()) == -1) {
+		log_error("fork for slot %d: %s", slot, strerror(errno));
+		close(pair[0]);
+		close(pair[1]);
+		free(w);
+		return;
+	}
+	if (pid == 0) {
+		args = (struct worker_args){ .cfg = gen->cfg, .slot = slot,
+		    .generation = gen->id, .ipc_fd = pair[1], .fds = fds, .nfds = nfds,
+		    .master = getppid() };
+		worker_run(&args);
+	}
+	close(pair[1]);
+	w->pid = pid;
+	w->slot = slot;
+	w->gen = gen;
+	w->ipc_fd = pair[0];
+	w->started_ms = now_ms();
+	w->ipc_ev = event_new(M.base, pair[0], EV_READ | EV_PERSIST, on_worker_ipc, w);
+	if (w->ipc_ev != NULL)
+		event_add(w->ipc_ev, NULL);
+	gen->live++;
+	LIST_INSERT_HEAD(&M.workers, w, link);
+	log_info("started worker %ld: slot %d, generation %ld", (long)pid, slot, gen->id);
+}
+
+static void
+describe_status(int status, char *buf, size_t len)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, len, "exit code %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, "signal %d (%s)%s", WTERMSIG(status),
+		    strsignal(WTERMSIG(status)), WCOREDUMP(status) ? ", core dumped" : "");
+	else
+		snprintf(buf, len, "status %d", status);
+}
+
+static void
+reap(void)
+{
+	struct worker *w;
+	char how[96];
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if ((w = worker_by_pid(pid)) == NULL)
+			continue;
+		describe_status(status, how, sizeof(how));
+		int expected = w->state == W_RETIRING || M.stopping;
+		int slot = w->slot;
+		bool current = w->gen == M.current;
+		uint64_t lived = now_ms() - w->started_ms;
+		if (expected)
+			log_info("worker %ld (slot %d, generation %ld) exited: %s", (long)pid,
+			    slot, w->gen->id, how);
+		else
+			log_error("worker %ld (slot %d, generation %ld) died unexpectedly: %s",
+			    (long)pid, slot, w->gen->id, how);
+		worker_free(w);
+		if (!expected && current && slot < M.current->cfg->workers)
+			schedule_respawn(slot, lived);
+	}
+	gen_release_unused();
+	listen_close_unused(socket_used, NULL);
+	if (M.stopping && live_workers() == 0)
+		event_base_loopbreak(M.base);
+}
+
+/* ---- signals and the cycle ---- */
+
+static void
+stop_all(enum ipc_shutdown_mode mode)
+{
+	struct worker *w;
+
+	M.stopping = (int)mode + 1;
+	for (int i = 0; i < M.nslots; i++) {
+		if (M.slots[i].respawn_ev != NULL) {
+			event_free(M.slots[i].respawn_ev);
+			M.slots[i].respawn_ev = NULL;
+		}
+	}
+	LIST_FOREACH(w, &M.workers, link)
+		if (mode == IPC_SHUTDOWN_FAST || w->state != W_RETIRING)
+			stop_worker(w, mode);
+	if (live_workers() == 0)
+		event_base_loopbreak(M.base);
+}
+
+static void
+reload(void)
+{
+	char err[1024];
+	struct config *cfg;
+	struct generation *g;
+
+	log_info("reloading %s", M.current->cfg->path);
+	if ((cfg = config_load(M.current->cfg->path, M.ov, err, sizeof(err))) == NULL) {
+		log_error("reload failed, keeping the current configuration: %s", err);
+		return;
+	}
+	if (listen_ensure(cfg, err, sizeof(err)) == -1 || slots_grow(cfg->workers) == -1 ||
+	    (g = gen_new(cfg)) == NULL) {
+		log_error("reload failed, keeping the current configuration: %s", err);
+		config_free(cfg);
+		listen_close_unused(socket_used, NULL);
+		return;
+	}
+	if (strcmp(cfg->error_log, M.current->cfg->error_log) != 0 &&
+	    log_open(cfg->error_log) == -1)
+		log_error("cannot open the error log %s: %s; keeping the old one",
+		    cfg->error_log, strerror(errno));
+	log_set_level(cfg->log_level);
+	M.current = g;
+	M.announced = false;
+	for (int s = 0; s < cfg->workers; s++) {
+		if (M.slots[s].respawn_ev != NULL) {
+			event_free(M.slots[s].respawn_ev);
+			M.slots[s].respawn_ev = NULL;
+		}
+		spawn(s, g);
+	}
+	gen_release_unused();
+}
+
+static void
+reopen(void)
+{
+	struct ipc_msg m = { .type = IPC_REOPEN };
+	struct worker *w;
+
+	if (log_reopen() == -1)
+		log_error("cannot reopen the error log: %s", strerror(errno));
+	else
+		log_info("reopened the log files");
+	LIST_FOREACH(w, &M.workers, link)
+		ipc_send(w->ipc_fd, &m);
+}
+
+/* SIGTTIN / SIGTTOU: one worker slot more or fewer in the current generation. */
+static void
+resize(int delta)
+{
+	struct config *cfg = M.current->cfg;
+	char err[512];
+	struct worker *w;
+	int slot;
+
+	if (delta > 0) {
+		cfg->workers++;
+		if (slots_grow(cfg->workers) == -1 || listen_ensure(cfg, err, sizeof(err)) == -1) {
+			log_error("cannot add a worker: %s", err);
+			cfg->workers--;
+			return;
+		}
+		log_info("adding a worker: %d now", cfg->workers);
+		spawn(cfg->workers - 1, M.current);
+		return;
+	}
+	if (cfg->workers <= 1) {
+		log_warn("not removing the last worker");
+		return;
+	}
+	slot = --cfg->workers;
+	log_info("removing the worker of slot %d: %d now", slot, cfg->workers);
+	if (M.slots[slot].respawn_ev != NULL) {
+		event_free(M.slots[slot].respawn_ev);
+		M.slots[slot].respawn_ev = NULL;
+	}
+	LIST_FOREACH(w, &M.workers, link)
+		if (w->slot == slot && w->state != W_RETIRING)
+			stop_worker(w, IPC_SHUTDOWN_GRACEFUL);
+	listen_close_unused(socket_used, NULL);
+}
+
+static void
+master_cycle(void)
+{
+	if (M.sig_child) {
+		M.sig_child = 0;
+		reap();
+	}
+	if (M.sig_terminate) {
+		M.sig_terminate = 0;
+		if (M.stopping != IPC_SHUTDOWN_FAST + 1) {
+			log_info("fast shutdown");
+			stop_all(IPC_SHUTDOWN_FAST);
+		}
+	}
+	if (M.sig_quit) {
+		M.sig_quit = 0;
+		if (!M.stopping) {
+			log_info("graceful shutdown");
+			stop_all(IPC_SHUTDOWN_GRACEFUL);
+		}
+	}
+	if (M.stopping)
+		return;      /* a stopping master starts nothing new */
+	if (M.sig_reconfigure) {
+		M.sig_reconfigure = 0;
+		reload();
+	}
+	if (M.sig_reopen) {
+		M.sig_reopen = 0;
+		reopen();
+	}
+	for (; M.sig_more > 0; M.sig_more--)
+		resize(1);
+	for (; M.sig_fewer > 0; M.sig_fewer--)
+		resize(-1);
+}
+
+static void
+on_signalfd(evutil_socket_t fd, short what, void *arg)
+{
+	struct signalfd_siginfo si;
+
+	(void)what;
+	(void)arg;
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGCHLD: M.sig_child = 1; break;
+		case SIGTERM:
+		case SIGINT: M.sig_terminate = 1; break;
+		case SIGQUIT: M.sig_quit = 1; break;
+		case SIGHUP: M.sig_reconfigure = 1; break;
+		case SIGUSR1: M.sig_reopen = 1; break;
+		case SIGTTIN: M.sig_more++; break;
+		case SIGTTOU: M.sig_fewer++; break;
+		}
+	}
+	master_cycle();
+}
+
+static int
+setup_signals(void)
+{
+	static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP,
+	    SIGUSR1, SIGTTIN, SIGTTOU };
+	sigset_t set;
+
+	sigemptyset(&set);
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&set, sigs[i]);
+	/* Blocked signals wait in the signalfd; workers unblock them after fork. */
+	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1 ||
+	    (M.sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) == -1)
+		return -1;
+	signal(SIGPIPE, SIG_IGN);
+	M.sig_ev = event_new(M.base, M.sfd, EV_READ | EV_PERSIST, on_signalfd, NULL);
+	if (M.sig_ev == NULL || event_add(M.sig_ev, NULL) == -1)
+		return -1;
+	return 0;
+}
+
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+/* Queued connections die with a closing socket unless the kernel migrates them. */
+static void
+hint_migrate_req(void)
+{
+	char c = '1';
+	int fd = open("/proc/sys/net/ipv4/tcp_migrate_req", O_RDONLY | O_CLOEXEC);
+
+	if (fd == -1)
+		return;
+	if (read(fd, &c, 1) == 1 && c == '0')
+		log_info("hint: net.ipv4.tcp_migrate_req is 0, so connections still queued "
+		    "on a socket that closes (fewer workers, a dropped address) are reset; "
+		    "sysctl -w net.ipv4.tcp_migrate_req=1 moves them to the remaining sockets");
+	close(fd);
+}
+
+static void
+cleanup(void)
+{
+	struct generation *g;
+
+	while (!LIST_EMPTY(&M.workers))
+		worker_free(LIST_FIRST(&M.workers));
+	for (int i = 0; i < M.nslots; i++)
+		if (M.slots[i].respawn_ev != NULL)
+			event_free(M.slots[i].respawn_ev);
+	free(M.slots);
+	while ((g = LIST_FIRST(&M.gens)) != NULL) {
+		LIST_REMOVE(g, link);
+		config_free(g->cfg);
+		free(g);
+	}
+	if (M.sig_ev != NULL)
+		event_free(M.sig_ev);
+	if (M.sfd != -1)
+		close(M.sfd);
+	listen_close_all();
+	if (M.base != NULL)
+		event_base_free(M.base);
+	pidfile_remove();
+	log_close();
+}
+
+int
+master_run(struct config *cfg, const struct config_overrides *ov)
+{
+	char err[1024];
+
+	M.ov = ov;
+	M.sfd = -1;
+	M.exit_status = 1;
+	LIST_INIT(&M.gens);
+	LIST_INIT(&M.workers);
+	log_set_role("master");
+	log_set_level(cfg->log_level);
+	if (log_open(cfg->error_log) == -1) {
+		fprintf(stderr, "clusterd: %s: error_log %s: %s\n", cfg->path, cfg->error_log,
+		    strerror(errno));
+		config_free(cfg);
+		return 1;
+	}
+	if ((M.current = gen_new(cfg)) == NULL) {
+		config_free(cfg);
+		goto out;
+	}
+	if (cfg->pid_file != NULL && pidfile_create(cfg->pid_file, err, sizeof(err)) == -1) {
+		log_error("%s", err);
+		goto out;
+	}
+	raise_nofile();
+	if ((M.base = event_base_new()) == NULL || setup_signals() == -1) {
+		log_error("cannot set up the event loop: %s", strerror(errno));
+		goto out;
+	}
+	if (listen_ensure(cfg, err, sizeof(err)) == -1) {
+		log_error("%s", err);
+		goto out;
+	}
+	if (slots_grow(cfg->workers) == -1)
+		goto out;
+	hint_migrate_req();
+	log_info("clusterd %s starting %d worker(s), config %s", PACKAGE_VERSION,
+	    cfg->workers, cfg->path);
+	for (int s = 0; s < cfg->workers; s++)
+		spawn(s, M.current);
+	event_base_dispatch(M.base);
+	log_info("exiting");
+	M.exit_status = 0;
+out:
+	cleanup();
+	return M.exit_status;
+}

@@ -1,0 +1,19 @@
+/*
+ * The pid file: created and locked (flock) by the running master, so a
+ * second master with the same file refuses to start, and a stale file left
+ * by a dead process is simply taken over.
+ */
+#ifndef CLUSTERD_PIDFILE_H
+#define CLUSTERD_PIDFILE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Writes our pid and holds the lock; 0, or -1 with err. */
+int pidfile_create(const char *path, char *err, size_t errlen);
+/* Removes the file we created (no-op when none). */
+void pidfile_remove(void);
+/* The pid named in path, or -1 with err. */
+pid_t pidfile_read(const char *path, char *err, size_t errlen);
+
+#endif

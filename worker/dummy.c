@@ -1,0 +1,168 @@
+/*
+ * The dummy service: a trivial JSON answer, the baseline for benchmarks and
+ * health checks.
+ *
+ *   GET {prefix}                  {"service":"dummy","ok":true,"pid":..,"slot":..,"generation":..}
+ *   GET {prefix}/delay?ms=N       the same plus "delayed_ms":N, after N ms (0..60000)
+ *
+ * A delayed request costs one timer and no thread: one worker holds
+ * thousands of them.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/keyvalq_struct.h>
+
+#include "conf/config.h"
+#include "worker/http.h"
+#include "worker/service.h"
+
+#define DELAY_MAX_MS 60000
+
+static const char *const dummy_keys[] = { NULL };
+
+struct dummy {
+	const struct worker_info *w;
+	const char *prefix;
+	char body[160];              /* the answer is the same for every request */
+	int body_len;
+};
+
+struct delayed {
+	struct dummy *d;
+	struct evhttp_request *req;
+	struct event *timer;
+	long ms;
+};
+
+static int
+dummy_configure(json_object *route, const char *path, void **conf, char *err, size_t errlen)
+{
+	(void)route;
+	(void)path;
+	(void)err;
+	(void)errlen;
+	*conf = NULL;
+	return 0;
+}
+
+static void
+dummy_conf_free(void *conf)
+{
+	(void)conf;
+}
+
+static void *
+dummy_init(const struct route_conf *route, const struct worker_info *w)
+{
+	struct dummy *d = calloc(1, sizeof(*d));
+
+	if (d == NULL)
+		return NULL;
+	d->w = w;
+	d->prefix = route->prefix;
+	d->body_len = snprintf(d->body, sizeof(d->body),
+	    "{\"service\":\"dummy\",\"ok\":true,\"pid\":%ld,\"slot\":%d,\"generation\":%ld}",
+	    (long)w->pid, w->slot, w->generation);
+	return d;
+}
+
+static void
+delay_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct delayed *dl = arg;
+	char body[200];
+	int n;
+
+	(void)fd;
+	(void)what;
+	/* The same object with one more member: cut the closing brace. */
+	n = snprintf(body, sizeof(body), "%.*s,\"delayed_ms\":%ld}",
+	    dl->d->body_len - 1, dl->d->body, dl->ms);
+	http_reply(dl->req, 200, body, (size_t)n);
+	event_free(dl->timer);
+	free(dl);
+}
+
+/* ms from the query string: 0..DELAY_MAX_MS, or -1. */
+static long
+parse_ms(struct evhttp_request *req)
+{
+	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	struct evkeyvalq params;
+	const char *v;
+	char *end;
+	long ms = -1;
+
+	if (query == NULL || evhttp_parse_query_str(query, &params) != 0)
+		return -1;
+	if ((v = evhttp_find_header(&params, "ms")) != NULL && *v >= '0' && *v <= '9') {
+		errno = 0;
+		ms = strtol(v, &end, 10);
+		if (errno != 0 || *end != '\0' || ms > DELAY_MAX_MS)
+			ms = -1;
+	}
+	evhttp_clear_headers(&params);
+	return ms;
+}
+
+static void
+delay(struct dummy *d, struct evhttp_request *req)
+{
+	struct delayed *dl;
+	long ms = parse_ms(req);
+
+	if (ms < 0) {
+		http_error(req, 400, "bad_request",
+		    "ms must be an integer from 0 to %d", DELAY_MAX_MS);
+		return;
+	}
+	if ((dl = calloc(1, sizeof(*dl))) == NULL ||
+	    (dl->timer = evtimer_new(d->w->base, delay_done, dl)) == NULL) {
+		free(dl);
+		http_error(req, 503, "overloaded", "out of memory");
+		return;
+	}
+	dl->d = d;
+	dl->req = req;
+	dl->ms = ms;
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	evtimer_add(dl->timer, &tv);
+}
+
+static void
+dummy_handle(void *state, struct evhttp_request *req, const char *subpath)
+{
+	struct dummy *d = state;
+
+	if (subpath[0] == '\0' || strcmp(subpath, "/") == 0)
+		http_reply(req, 200, d->body, (size_t)d->body_len);
+	else if (strcmp(subpath, "/delay") == 0)
+		delay(d, req);
+	else
+		http_error(req, 404, "not_found", "the dummy service serves %s and %s/delay?ms=N",
+		    d->prefix, d->prefix);
+}
+
+static void
+dummy_shutdown(void *state)
+{
+	/* Delayed requests still pending are dropped with the process. */
+	free(state);
+}
+
+const struct service dummy_service = {
+	.name = "dummy",
+	.keys = dummy_keys,
+	.methods = EVHTTP_REQ_GET | EVHTTP_REQ_HEAD,
+	.allow = "GET, HEAD",
+	.configure = dummy_configure,
+	.conf_free = dummy_conf_free,
+	.init = dummy_init,
+	.handle = dummy_handle,
+	.shutdown = dummy_shutdown,
+};

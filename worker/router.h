@@ -1,0 +1,26 @@
+/*
+ * The router: maps a request path to the route with the longest matching
+ * prefix and hands it to that route's service. A prefix matches the path
+ * itself and anything below it ("/a" matches "/a" and "/a/b", not "/ab").
+ */
+#ifndef CLUSTERD_ROUTER_H
+#define CLUSTERD_ROUTER_H
+
+#include <event2/http.h>
+
+#include "conf/config.h"
+#include "worker/service.h"
+
+struct router;
+
+/* Pure matching, for unit tests: index of the route, or -1; *sub gets the rest. */
+int router_match(const struct route_conf *routes, size_t nroutes, const char *path,
+    const char **sub);
+
+/* Initialises every route's service in this worker; NULL on failure. */
+struct router *router_new(const struct config *cfg, const struct worker_info *w);
+void router_free(struct router *r);
+/* The evhttp handler; arg is the router. */
+void router_handle(struct evhttp_request *req, void *arg);
+
+#endif

@@ -1,0 +1,271 @@
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "common/log.h"
+#include "ipc/ipc.h"
+#include "worker/http.h"
+#include "worker/router.h"
+#include "worker/worker.h"
+
+#define STATS_INTERVAL_MS 1000
+
+/*
+ * The worker's state lives in one static object: it is reachable for the
+ * whole life of the process, so a fast exit that skips the frees is not a
+ * leak to LeakSanitizer either.
+ */
+static struct {
+	const struct worker_args *args;
+	struct worker_info info;
+	struct event_base *base;
+	struct evhttp *http;
+	struct router *router;
+	struct event *ipc_ev, *stats_ev;
+	struct event *sig_ev[6];
+	int shutting_down;
+	int fast;
+} W;
+
+/* Closes every descriptor inherited from the master but those in keep. */
+static void
+close_stray_fds(const int *keep, size_t nkeep)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+
+	if (d == NULL)
+		return;
+	while ((e = readdir(d)) != NULL) {
+		int fd = atoi(e->d_name), kept = 0;
+		if (e->d_name[0] == '.' || fd <= STDERR_FILENO || fd == dirfd(d))
+			continue;
+		for (size_t i = 0; i < nkeep; i++)
+			kept |= keep[i] == fd;
+		if (!kept)
+			close(fd);
+	}
+	closedir(d);
+}
+
+static void
+detach_from_master(const struct worker_args *a)
+{
+	int keep[2 + 64];
+	size_t n = 0;
+	sigset_t none;
+
+	/* The master blocks the signals it reads from a signalfd. */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGTTIN, SIG_IGN);
+	signal(SIGTTOU, SIG_IGN);
+	/* If the master dies, so do we: no orphan keeps serving an old config. */
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != a->master)
+		_exit(1);
+	keep[n++] = a->ipc_fd;
+	keep[n++] = log_fd();
+	for (size_t i = 0; i < a->nfds && n < sizeof(keep) / sizeof(keep[0]); i++)
+		keep[n++] = a->fds[i];
+	close_stray_fds(keep, n);
+}
+
+static void
+raise_nofile(long long want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		return;
+	if (want > 0) {
+		rl.rlim_cur = (rlim_t)want;
+		if (rl.rlim_max < rl.rlim_cur)
+			rl.rlim_max = rl.rlim_cur;     /* only root may do this */
+	} else
+		rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		log_warn("cannot set the open-files limit to %llu: %s",
+		    (unsigned long long)rl.rlim_cur, strerror(errno));
+}
+
+static void
+drained(void *arg)
+{
+	(void)arg;
+	event_base_loopexit(W.base, NULL);
+}
+
+static void
+shutdown_worker(int fast)
+{
+	if (fast) {
+		W.fast = 1;
+		event_base_loopbreak(W.base);
+		return;
+	}
+	if (W.shutting_down)
+		return;
+	W.shutting_down = 1;
+	log_info("graceful shutdown: %zu request(s) in flight", http_in_flight());
+	http_server_stop_accepting(W.http);
+	http_drain(W.base, drained, NULL);
+}
+
+static void
+reopen_logs(void)
+{
+	if (log_reopen() == -1)
+		log_error("cannot reopen the error log: %s", strerror(errno));
+}
+
+static void
+send_stats(evutil_socket_t fd, short what, void *arg)
+{
+	struct ipc_msg m = { .type = IPC_STATS };
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	m.u.stats.pid = W.info.pid;
+	m.u.stats.requests = (int64_t)http_requests_served();
+	m.u.stats.in_flight = (int64_t)http_in_flight();
+	ipc_send(W.args->ipc_fd, &m);
+}
+
+static void
+on_ipc(evutil_socket_t fd, short what, void *arg)
+{
+	struct ipc_msg m;
+	char err[256];
+	int rc;
+
+	(void)what;
+	(void)arg;
+	while ((rc = ipc_recv(fd, &m, err, sizeof(err))) != -1 || errno == EBADMSG) {
+		if (rc == 0) {
+			log_error("the master is gone; exiting");
+			shutdown_worker(1);
+			return;
+		}
+		if (rc == -1) {
+			log_error("bad message from the master: %s", err);
+			continue;
+		}
+		if (m.type == IPC_SHUTDOWN)
+			shutdown_worker(m.u.shutdown.mode == IPC_SHUTDOWN_FAST);
+		else if (m.type == IPC_REOPEN)
+			reopen_logs();
+		else
+			log_warn("unexpected %s message from the master", ipc_type_name(m.type));
+	}
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	(void)arg;
+	if (sig == SIGQUIT)
+		shutdown_worker(0);
+	else if (sig == SIGUSR1)
+		reopen_logs();
+	else
+		shutdown_worker(1);
+}
+
+static int
+setup_loop(const struct worker_args *a)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGUSR1 };
+	struct event_config *ec = event_config_new();
+	struct timeval stats_tv = { STATS_INTERVAL_MS / 1000, (STATS_INTERVAL_MS % 1000) * 1000 };
+
+	/* The changelist folds the epoll_ctl calls evhttp makes per request. */
+	if (ec != NULL)
+		event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	W.base = event_base_new_with_config(ec);
+	event_config_free(ec);
+	if (W.base == NULL)
+		return -1;
+	W.info.base = W.base;
+	if ((W.router = router_new(a->cfg, &W.info)) == NULL ||
+	    (W.http = http_server_new(W.base, &a->cfg->limits, router_handle, W.router)) == NULL ||
+	    http_server_listen(W.http, a->fds, a->nfds) == -1)
+		return -1;
+	W.ipc_ev = event_new(W.base, a->ipc_fd, EV_READ | EV_PERSIST, on_ipc, NULL);
+	W.stats_ev = event_new(W.base, -1, EV_PERSIST, send_stats, NULL);
+	if (W.ipc_ev == NULL || W.stats_ev == NULL ||
+	    event_add(W.ipc_ev, NULL) == -1 || event_add(W.stats_ev, &stats_tv) == -1)
+		return -1;
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+		W.sig_ev[i] = evsignal_new(W.base, sigs[i], on_signal, NULL);
+		if (W.sig_ev[i] == NULL || event_add(W.sig_ev[i], NULL) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static void
+teardown(void)
+{
+	for (size_t i = 0; i < sizeof(W.sig_ev) / sizeof(W.sig_ev[0]); i++)
+		if (W.sig_ev[i] != NULL)
+			event_free(W.sig_ev[i]);
+	if (W.ipc_ev != NULL)
+		event_free(W.ipc_ev);
+	if (W.stats_ev != NULL)
+		event_free(W.stats_ev);
+	if (W.http != NULL)
+		evhttp_free(W.http);
+	router_free(W.router);
+	if (W.base != NULL)
+		event_base_free(W.base);
+	log_close();
+}
+
+void
+worker_run(const struct worker_args *a)
+{
+	char role[32];
+	struct ipc_msg ready = { .type = IPC_READY };
+
+	W.args = a;
+	W.info.pid = getpid();
+	W.info.slot = a->slot;
+	W.info.generation = a->generation;
+	snprintf(role, sizeof(role), "worker slot %d", a->slot);
+	log_set_role(role);
+	detach_from_master(a);
+	raise_nofile(a->cfg->worker_rlimit_nofile);
+	if (setup_loop(a) == -1) {
+		log_error("cannot start: %s", strerror(errno));
+		exit(1);
+	}
+	ready.u.ready.pid = W.info.pid;
+	ready.u.ready.slot = a->slot;
+	ready.u.ready.generation = a->generation;
+	if (ipc_send(a->ipc_fd, &ready) == -1) {
+		log_error("cannot report to the master: %s", strerror(errno));
+		exit(1);
+	}
+	log_debug("serving, generation %ld", a->generation);
+	event_base_dispatch(W.base);
+	if (W.fast)
+		exit(0);     /* requests in flight are dropped; no cleanup owed */
+	teardown();
+	exit(0);
+}

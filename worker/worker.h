@@ -1,0 +1,26 @@
+/*
+ * A worker process: one libevent loop serving HTTP on the listening sockets
+ * of its slot, talking to the master over its end of a socketpair.
+ */
+#ifndef CLUSTERD_WORKER_H
+#define CLUSTERD_WORKER_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "conf/config.h"
+
+struct worker_args {
+	const struct config *cfg;
+	int slot;
+	long generation;
+	int ipc_fd;
+	const int *fds;              /* this slot's listening sockets */
+	size_t nfds;
+	pid_t master;
+};
+
+/* Runs in the child after fork(); never returns. */
+void worker_run(const struct worker_args *a) __attribute__((noreturn));
+
+#endif
