@@ -1,0 +1,88 @@
+/*
+ * The configuration: a JSON file (comments allowed) read with json-c and
+ * validated strictly. Every error names the file, the key path and the
+ * problem, e.g. "clusterd.conf: routes[1].prefix: duplicate prefix "/a"".
+ */
+#ifndef CLUSTERD_CONFIG_H
+#define CLUSTERD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <json-c/json.h>
+
+#include "common/log.h"
+#include "conf/addr.h"
+
+struct service;
+
+struct route_conf {
+	char *prefix;
+	size_t prefix_len;
+	const struct service *service;
+	void *service_conf;          /* owned; freed by service->conf_free */
+};
+
+struct limits_conf {
+	long long max_header_bytes;
+	long long max_body_bytes;
+	long long read_timeout_ms;
+	long long keepalive_timeout_ms;  /* 0 disables keep-alive */
+};
+
+struct config {
+	char *path;
+	struct listen_addr *listen;
+	size_t nlisten;
+	int workers;                 /* resolved: "auto" is online CPUs */
+	char *pid_file;              /* NULL: no pid file */
+	char *error_log;             /* "stderr" or a path */
+	enum log_level log_level;
+	long long shutdown_timeout_ms;
+	long long worker_rlimit_nofile;  /* 0: raise the soft limit to the hard one */
+	struct limits_conf limits;
+	struct route_conf *routes;
+	size_t nroutes;
+};
+
+/* Command-line values that replace the file's (kept across reloads). */
+struct config_overrides {
+	int workers;                 /* 0: not given; -1: "auto" */
+	char **listen;
+	size_t nlisten;
+	const char *pid_file;
+};
+
+/* Key lists the parser accepts, exported so that tests can check the man pages. */
+extern const char *const config_top_keys[];
+extern const char *const config_limits_keys[];
+extern const char *const config_route_keys[];
+
+/*
+ * Reads and validates path. On success returns a config the caller frees
+ * with config_free(); on failure NULL with "file: key: problem" in err.
+ */
+struct config *config_load(const char *path, const struct config_overrides *ov,
+    char *err, size_t errlen);
+/* The same from a string (path only names it in errors): for unit tests. */
+struct config *config_parse(const char *path, const char *text, size_t len,
+    const struct config_overrides *ov, char *err, size_t errlen);
+void config_free(struct config *cfg);
+
+int config_workers_parse(const char *s, int *out);
+
+/*
+ * Helpers for services' own route options. "path" is the key path of obj
+ * (e.g. "routes[2]"); errors are written as "path.key: problem".
+ * A missing optional key leaves *out at the default given.
+ */
+int conf_check_keys(json_object *obj, const char *path,
+    const char *const *allowed, const char *const *allowed2,
+    char *err, size_t errlen);
+int conf_get_int(json_object *obj, const char *path, const char *key,
+    long long min, long long max, long long def, long long *out,
+    char *err, size_t errlen);
+int conf_get_string(json_object *obj, const char *path, const char *key,
+    bool required, const char *def, char **out, char *err, size_t errlen);
+
+#endif
