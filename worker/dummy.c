@@ -15,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/keyvalq_struct.h>
-
 #include "conf/config.h"
 #include "worker/http.h"
 #include "worker/service.h"
@@ -34,7 +32,7 @@ struct dummy {
 
 struct delayed {
 	struct dummy *d;
-	struct evhttp_request *req;
+	struct http_req *req;
 	struct event *timer;
 	long ms;
 };
@@ -90,28 +88,27 @@ delay_done(evutil_socket_t fd, short what, void *arg)
 
 /* ms from the query string: 0..DELAY_MAX_MS, or -1. */
 static long
-parse_ms(struct evhttp_request *req)
+parse_ms(struct http_req *req)
 {
-	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
-	struct evkeyvalq params;
+	struct http_params *params = http_params_parse(req);
 	const char *v;
 	char *end;
 	long ms = -1;
 
-	if (query == NULL || evhttp_parse_query_str(query, &params) != 0)
+	if (params == NULL)
 		return -1;
-	if ((v = evhttp_find_header(&params, "ms")) != NULL && *v >= '0' && *v <= '9') {
+	if ((v = http_params_get(params, "ms")) != NULL && *v >= '0' && *v <= '9') {
 		errno = 0;
 		ms = strtol(v, &end, 10);
 		if (errno != 0 || *end != '\0' || ms > DELAY_MAX_MS)
 			ms = -1;
 	}
-	evhttp_clear_headers(&params);
+	http_params_free(params);
 	return ms;
 }
 
 static void
-delay(struct dummy *d, struct evhttp_request *req)
+delay(struct dummy *d, struct http_req *req)
 {
 	struct delayed *dl;
 	long ms = parse_ms(req);
@@ -135,7 +132,7 @@ delay(struct dummy *d, struct evhttp_request *req)
 }
 
 static void
-dummy_handle(void *state, struct evhttp_request *req, const char *subpath)
+dummy_handle(void *state, struct http_req *req, const char *subpath)
 {
 	struct dummy *d = state;
 
@@ -158,7 +155,7 @@ dummy_shutdown(void *state)
 const struct service dummy_service = {
 	.name = "dummy",
 	.keys = dummy_keys,
-	.methods = EVHTTP_REQ_GET | EVHTTP_REQ_HEAD,
+	.methods = HTTP_GET | HTTP_HEAD,
 	.allow = "GET, HEAD",
 	.configure = dummy_configure,
 	.conf_free = dummy_conf_free,

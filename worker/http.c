@@ -20,7 +20,7 @@
  * most one request at a time, so the connection identifies the request.
  */
 struct inflight {
-	struct evhttp_request *req;
+	struct http_req *req;
 	struct evhttp_connection *evcon;
 	TAILQ_ENTRY(inflight) link;
 };
@@ -94,6 +94,13 @@ set_timeout(struct evhttp_connection *evcon, long long ms)
 	evhttp_connection_set_timeout_tv(evcon, &tv);
 }
 
+/* The one place a service's request becomes evhttp's and back. */
+static struct evhttp_request *
+ev(struct http_req *req)
+{
+	return (struct evhttp_request *)req;
+}
+
 static void
 on_complete(struct evhttp_request *req, void *arg)
 {
@@ -122,10 +129,10 @@ on_close(struct evhttp_connection *evcon, void *arg)
 }
 
 void
-http_request_begin(struct evhttp_request *req)
+http_request_begin(struct http_req *req)
 {
 	struct inflight *f = calloc(1, sizeof(*f));
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct evhttp_connection *evcon = evhttp_request_get_connection(ev(req));
 
 	if (f == NULL)
 		return;         /* not tracked: a drain will not wait for it */
@@ -133,17 +140,82 @@ http_request_begin(struct evhttp_request *req)
 	f->evcon = evcon;
 	TAILQ_INSERT_TAIL(&inflight_list, f, link);
 	inflight_count++;
-	evhttp_request_set_on_complete_cb(req, on_complete, f);
+	evhttp_request_set_on_complete_cb(ev(req), on_complete, f);
 	if (evcon != NULL) {
 		evhttp_connection_set_closecb(evcon, on_close, NULL);
 		set_timeout(evcon, limits->read_timeout_ms);
 	}
 }
 
-static void
-add_common_headers(struct evhttp_request *req, const char *type)
+enum http_method
+http_req_method(struct http_req *req)
 {
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	switch (evhttp_request_get_command(ev(req))) {
+	case EVHTTP_REQ_GET: return HTTP_GET;
+	case EVHTTP_REQ_HEAD: return HTTP_HEAD;
+	case EVHTTP_REQ_POST: return HTTP_POST;
+	case EVHTTP_REQ_PUT: return HTTP_PUT;
+	case EVHTTP_REQ_DELETE: return HTTP_DELETE;
+	case EVHTTP_REQ_OPTIONS: return HTTP_OPTIONS;
+	case EVHTTP_REQ_PATCH: return HTTP_PATCH;
+	default: return HTTP_OTHER;
+	}
+}
+
+const char *
+http_req_path(struct http_req *req)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev(req));
+
+	return uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+}
+
+void
+http_req_add_header(struct http_req *req, const char *name, const char *value)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(ev(req)), name, value);
+}
+
+struct http_params {
+	struct evkeyvalq q;
+};
+
+struct http_params *
+http_params_parse(struct http_req *req)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev(req));
+	const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+	struct http_params *p = calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		return NULL;
+	TAILQ_INIT(&p->q);
+	if (query != NULL && evhttp_parse_query_str(query, &p->q) != 0) {
+		http_params_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+const char *
+http_params_get(const struct http_params *p, const char *key)
+{
+	return evhttp_find_header(&p->q, key);
+}
+
+void
+http_params_free(struct http_params *p)
+{
+	if (p == NULL)
+		return;
+	evhttp_clear_headers(&p->q);
+	free(p);
+}
+
+static void
+add_common_headers(struct http_req *req, const char *type)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(ev(req));
 
 	evhttp_add_header(h, "Content-Type", type);
 	if (draining || limits->keepalive_timeout_ms == 0)
@@ -169,20 +241,20 @@ reason(int status)
 }
 
 void
-http_reply(struct evhttp_request *req, int status, const char *body, size_t len)
+http_reply(struct http_req *req, int status, const char *body, size_t len)
 {
 	struct evbuffer *buf = evbuffer_new();
 	char clen[24];
 
 	add_common_headers(req, "application/json");
-	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+	if (http_req_method(req) == HTTP_HEAD) {
 		/* evhttp would send the body of a HEAD reply: send the length only. */
 		snprintf(clen, sizeof(clen), "%zu", len);
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Length", clen);
+		http_req_add_header(req, "Content-Length", clen);
 	} else if (buf != NULL) {
 		evbuffer_add(buf, body, len);
 	}
-	evhttp_send_reply(req, status, reason(status), buf);
+	evhttp_send_reply(ev(req), status, reason(status), buf);
 	if (buf != NULL)
 		evbuffer_free(buf);
 }
@@ -204,7 +276,7 @@ http_json_quote(struct evbuffer *buf, const char *s)
 }
 
 void
-http_error(struct evhttp_request *req, int status, const char *code, const char *fmt, ...)
+http_error(struct http_req *req, int status, const char *code, const char *fmt, ...)
 {
 	char msg[1024];
 	struct evbuffer *buf = evbuffer_new();
@@ -214,7 +286,7 @@ http_error(struct evhttp_request *req, int status, const char *code, const char 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (buf == NULL) {
-		evhttp_send_error(req, status, NULL);
+		evhttp_send_error(ev(req), status, NULL);
 		return;
 	}
 	evbuffer_add_printf(buf, "{\"error\":{\"status\":%d,\"code\":\"%s\",\"message\":",
@@ -226,25 +298,40 @@ http_error(struct evhttp_request *req, int status, const char *code, const char 
 }
 
 void
-http_stream_start(struct evhttp_request *req, int status)
+http_stream_start(struct http_req *req, int status)
 {
 	add_common_headers(req, "application/json");
-	evhttp_send_reply_start(req, status, reason(status));
+	evhttp_send_reply_start(ev(req), status, reason(status));
 }
 
 void
-http_stream_chunk(struct evhttp_request *req, struct evbuffer *buf)
+http_stream_chunk(struct http_req *req, struct evbuffer *buf)
 {
-	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD)
+	if (http_req_method(req) == HTTP_HEAD)
 		evbuffer_drain(buf, evbuffer_get_length(buf));
 	else
-		evhttp_send_reply_chunk(req, buf);
+		evhttp_send_reply_chunk(ev(req), buf);
 }
 
 void
-http_stream_end(struct evhttp_request *req)
+http_stream_end(struct http_req *req)
 {
-	evhttp_send_reply_end(req);
+	evhttp_send_reply_end(ev(req));
+}
+
+/* evhttp hands every request to this, and it to the router. */
+struct handler_ctx {
+	http_handler handler;
+	void *arg;
+};
+static struct handler_ctx handler_ctx;
+
+static void
+on_request(struct evhttp_request *req, void *arg)
+{
+	struct handler_ctx *h = arg;
+
+	h->handler((struct http_req *)req, h->arg);
 }
 
 struct evhttp *
@@ -265,7 +352,8 @@ http_server_new(struct event_base *base, const struct limits_conf *lim,
 	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
 	    EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-	evhttp_set_gencb(http, handler, arg);
+	handler_ctx = (struct handler_ctx){ handler, arg };
+	evhttp_set_gencb(http, on_request, &handler_ctx);
 	return http;
 }
 

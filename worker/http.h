@@ -18,7 +18,19 @@
 
 #include "conf/config.h"
 
-typedef void (*http_handler)(struct evhttp_request *req, void *arg);
+/*
+ * A request as routers and services see it. evhttp stays behind this
+ * interface (http.c is the only file that knows it), so the HTTP layer can
+ * change without touching a service.
+ */
+struct http_req;
+
+enum http_method {
+	HTTP_GET = 1 << 0, HTTP_HEAD = 1 << 1, HTTP_POST = 1 << 2, HTTP_PUT = 1 << 3,
+	HTTP_DELETE = 1 << 4, HTTP_OPTIONS = 1 << 5, HTTP_PATCH = 1 << 6, HTTP_OTHER = 1 << 7,
+};
+
+typedef void (*http_handler)(struct http_req *req, void *arg);
 
 /* Sets up evhttp on base with cfg's limits; handler gets every request. */
 struct evhttp *http_server_new(struct event_base *base, const struct limits_conf *lim,
@@ -38,18 +50,31 @@ uint64_t http_requests_served(void);
 size_t http_in_flight(void);
 
 /* Called by the router before a request goes to a service. */
-void http_request_begin(struct evhttp_request *req);
+void http_request_begin(struct http_req *req);
+
+enum http_method http_req_method(struct http_req *req);
+/* The path of the request target, not decoded; NULL if it has none. */
+const char *http_req_path(struct http_req *req);
+void http_req_add_header(struct http_req *req, const char *name, const char *value);
+
+/* The query string, parsed and decoded. */
+struct http_params;
+/* NULL when the query string is malformed; an empty set when there is none. */
+struct http_params *http_params_parse(struct http_req *req);
+/* The value of key, or NULL. */
+const char *http_params_get(const struct http_params *p, const char *key);
+void http_params_free(struct http_params *p);
 
 /* A whole JSON reply; body is copied. */
-void http_reply(struct evhttp_request *req, int status, const char *body, size_t len);
+void http_reply(struct http_req *req, int status, const char *body, size_t len);
 /* {"error":{"status":N,"code":"...","message":"..."}} */
-void http_error(struct evhttp_request *req, int status, const char *code,
+void http_error(struct http_req *req, int status, const char *code,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 /* A chunked JSON reply: start, any number of chunks (drained from buf), end. */
-void http_stream_start(struct evhttp_request *req, int status);
-void http_stream_chunk(struct evhttp_request *req, struct evbuffer *buf);
-void http_stream_end(struct evhttp_request *req);
+void http_stream_start(struct http_req *req, int status);
+void http_stream_chunk(struct http_req *req, struct evbuffer *buf);
+void http_stream_end(struct http_req *req);
 
 /* Appends s to buf as a JSON string literal, quotes included. */
 void http_json_quote(struct evbuffer *buf, const char *s);

@@ -77,25 +77,14 @@ router_free(struct router *r)
 }
 
 void
-router_handle(struct evhttp_request *req, void *arg)
+router_handle(struct http_req *req, void *arg)
 {
 	struct router *r = arg;
-	const struct evhttp_uri *uri;
 	const struct service *svc;
-	const char *path, *sub;
+	const char *path = http_req_path(req), *sub;
 	int i;
 
 	http_request_begin(req);
-	/* evhttp calls us with no URI when it could not read the request. */
-	if (evhttp_request_get_uri(req) == NULL) {
-		if (evhttp_request_get_response_code(req) == HTTP_ENTITYTOOLARGE)
-			http_error(req, 413, "too_large", "the request exceeds the size limits");
-		else
-			http_error(req, 400, "bad_request", "the request could not be parsed");
-		return;
-	}
-	uri = evhttp_request_get_evhttp_uri(req);
-	path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 	if (path == NULL || path[0] != '/') {
 		http_error(req, 400, "bad_request", "the request target must be an absolute path");
 		return;
@@ -105,8 +94,8 @@ router_handle(struct evhttp_request *req, void *arg)
 		return;
 	}
 	svc = r->cfg->routes[i].service;
-	if ((evhttp_request_get_command(req) & svc->methods) == 0) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", svc->allow);
+	if ((http_req_method(req) & svc->methods) == 0) {
+		http_req_add_header(req, "Allow", svc->allow);
 		http_error(req, 405, "method_not_allowed", "this path takes %s", svc->allow);
 		return;
 	}

@@ -6,8 +6,6 @@
 #ifndef CLUSTERD_ROUTER_H
 #define CLUSTERD_ROUTER_H
 
-#include <event2/http.h>
-
 #include "conf/config.h"
 #include "worker/service.h"
 
@@ -20,7 +18,7 @@ int router_match(const struct route_conf *routes, size_t nroutes, const char *pa
 /* Initialises every route's service in this worker; NULL on failure. */
 struct router *router_new(const struct config *cfg, const struct worker_info *w);
 void router_free(struct router *r);
-/* The evhttp handler; arg is the router. */
-void router_handle(struct evhttp_request *req, void *arg);
+/* The HTTP handler; arg is the router. */
+void router_handle(struct http_req *req, void *arg);
 
 #endif

@@ -14,10 +14,10 @@
 #include <sys/types.h>
 
 #include <event2/event.h>
-#include <event2/http.h>
 #include <json-c/json.h>
 
 struct route_conf;
+struct http_req;
 
 /* What a service learns about the worker it runs in. */
 struct worker_info {
@@ -30,7 +30,7 @@ struct worker_info {
 struct service {
 	const char *name;
 	const char *const *keys;     /* route options, besides prefix and service */
-	int methods;                 /* EVHTTP_REQ_* it takes; others get 405 */
+	int methods;                 /* enum http_method bits it takes; others get 405 */
 	const char *allow;           /* the Allow header for a 405 */
 	int (*configure)(json_object *route, const char *path, void **conf,
 	    char *err, size_t errlen);
@@ -38,7 +38,7 @@ struct service {
 	/* Returns the worker's state for the route, or NULL (the worker exits). */
 	void *(*init)(const struct route_conf *route, const struct worker_info *w);
 	/* subpath: the path after the prefix ("" or "/..."), not decoded. */
-	void (*handle)(void *state, struct evhttp_request *req, const char *subpath);
+	void (*handle)(void *state, struct http_req *req, const char *subpath);
 	void (*shutdown)(void *state);
 };
 

@@ -360,7 +360,7 @@ setInterval(() => { const old = Date.now() - 600000; for (const [k, c] of cursor
 function num(v, name, { min = 0 } = {}) {
   if (v === undefined || v === null) return undefined;
   if (typeof v !== 'number' || !Number.isFinite(v)) throw new MongoError(14, `${name} must be a number`);
-  if (v < min) throw new MongoError(2, `${name} value must be non-negative, but received: ${v}`);
+  if (v < min) throw new MongoError(2, `${name[0].toUpperCase() + name.slice(1)} value must be non-negative, but received: ${v}`);
   return Math.trunc(v);
 }
 function collName(cmd, name) {
@@ -556,7 +556,7 @@ async function runCommand(conn, raw, db, viaOpQuery) {
   const name = Object.keys(raw)[0];
   const canon = ALIASES[name] || name;
   stats.commands[name] = (stats.commands[name] || 0) + 1;
-  log(`conn${conn.id} ${db}.${name}`);
+  if (opts.verbose) log(`conn${conn.id} ${db} ${EJSON.stringify(raw, { relaxed: true }).slice(0, 400)}`);
   if (!name || !COMMANDS[canon]) return fail(59, `no such command: '${name}'`);
   // mongod 6.0 refuses every OP_QUERY command except the handshake.
   if (viaOpQuery && !HANDSHAKE.has(canon)) {

@@ -1,0 +1,126 @@
+# Two workers answer; routing, JSON errors, HEAD, limits; no stray descriptors.
+use strict;
+use warnings;
+use Test::More;
+use Clusterd qw(poll_until json_decode);
+
+my $c = Clusterd->new(config => {
+    routes => [ { prefix => '/dummy', service => 'dummy' },
+                { prefix => '/dummy/deeper', service => 'dummy' } ],
+    limits => { max_header_bytes => 1024 },
+})->start;
+
+# 1. Both workers answer: the kernel spreads new connections over the sockets.
+my %pids;
+poll_until(10, sub {
+    my $j = $c->get_json('/dummy') or return 0;
+    $pids{ $j->{pid} }++;
+    return keys %pids >= 2;
+});
+my @workers = $c->workers;
+is(scalar @workers, 2, 'two worker processes');
+is_deeply([sort { $a <=> $b } keys %pids], \@workers, 'both workers answered /dummy');
+
+my ($st, $h, $body) = $c->get('/dummy');
+is($st, 200, 'GET /dummy is 200');
+like($h->{'content-type'}, qr{^application/json}, 'JSON content type');
+my $j = json_decode($body);
+is($j->{service}, 'dummy', 'service field');
+ok($j->{ok} && $j->{ok} == 1, 'ok is true');
+ok($j->{slot} == 0 || $j->{slot} == 1, 'slot field');
+is($j->{generation}, 1, 'generation field');
+
+# Longest prefix wins, and a prefix matches only whole path segments.
+($st) = $c->get('/dummy/deeper');
+is($st, 200, 'nested prefix routes');
+($st, undef, $body) = $c->get('/dummyx');
+is($st, 404, '/dummyx does not match /dummy');
+is_deeply(json_decode($body), { error => { status => 404, code => 'not_found',
+    message => 'no route for this path' } }, '404 is a JSON error');
+
+($st, $h, $body) = $c->get('/dummy', method => 'POST', headers => "Content-Length: 0\r\n");
+is($st, 405, 'POST is 405');
+is($h->{allow}, 'GET, HEAD', '405 names the allowed methods');
+is(json_decode($body)->{error}{code}, 'method_not_allowed', '405 is a JSON error');
+
+($st, $h, $body) = $c->get('/dummy', method => 'HEAD');
+is($st, 200, 'HEAD is 200');
+ok($h->{'content-length'} > 0, 'HEAD carries the length of the body');
+# Read raw: nothing may follow the headers of a HEAD reply.
+{
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $c->port) or die;
+    print $s "HEAD /dummy HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    local $/;
+    my $raw = <$s>;
+    like($raw, qr/\r\n\r\n\z/, 'HEAD sends no body');
+}
+
+($st, undef, $body) = $c->get('/dummy/delay?ms=50');
+is($st, 200, 'delay answers');
+is(json_decode($body)->{delayed_ms}, 50, 'delayed_ms field');
+for my $bad ('ms=-1', 'ms=60001', 'ms=abc', 'ms=', 'x=1') {
+    ($st, undef, $body) = $c->get("/dummy/delay?$bad");
+    is($st, 400, "delay?$bad is 400");
+}
+like(json_decode($body)->{error}{message}, qr/0 to 60000/, '400 says the range');
+($st) = $c->get('/dummy/other');
+is($st, 404, 'unknown dummy subpath is 404');
+
+# Limits: headers over max_header_bytes are refused (by evhttp itself, which
+# answers 400 with its own HTML body: see the README's known limitations).
+($st, $h) = $c->get('/dummy', headers => 'X-Big: ' . ('a' x 2000) . "\r\n");
+is($st, 400, 'oversized headers are refused');
+is($h->{connection}, 'close', 'and the connection is closed');
+($st) = $c->get('/dummy', headers => 'X-Small: ' . ('a' x 500) . "\r\n");
+is($st, 200, 'headers under the limit pass');
+
+# Garbage is a 400, not a crash.
+{
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $c->port) or die;
+    print $s "NONSENSE\r\n\r\n";
+    my $resp = Clusterd::read_response($s);
+    is($resp && $resp->[0], 400, 'a malformed request line is 400');
+}
+
+# Keep-alive: several requests on one connection.
+{
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $c->port) or die;
+    my $n = 0;
+    for (1 .. 5) {
+        print $s "GET /dummy HTTP/1.1\r\nHost: t\r\n\r\n";
+        my $r = Clusterd::read_response($s);
+        $n++ if $r && $r->[0] == 200;
+    }
+    is($n, 5, 'five requests on one keep-alive connection');
+    # Pipelined: two requests in one write, two answers in order.
+    print $s "GET /dummy HTTP/1.1\r\nHost: t\r\n\r\nGET /dummy/delay?ms=1 HTTP/1.1\r\nHost: t\r\n\r\n";
+    my $r1 = Clusterd::read_response($s);
+    my $r2 = Clusterd::read_response($s);
+    ok($r1 && $r2 && !exists json_decode($r1->[2])->{delayed_ms}
+        && json_decode($r2->[2])->{delayed_ms} == 1, 'pipelined requests answered in order');
+}
+
+# No descriptor leaks across fork: workers share no socket with each other,
+# and share with the master exactly their own slot's listening socket.
+sub socket_inodes {
+    my $pid = shift;
+    my %s;
+    for my $fd (glob "/proc/$pid/fd/*") {
+        my $l = readlink $fd or next;
+        $s{$1} = 1 if $l =~ /^socket:\[(\d+)\]/;
+    }
+    return \%s;
+}
+sub fd_count { my @f = glob "/proc/$_[0]/fd/*"; scalar @f }
+my $m = socket_inodes($c->pid);
+my ($w0, $w1) = map { socket_inodes($_) } @workers;
+is(scalar(grep { $w1->{$_} } keys %$w0), 0, 'workers share no socket');
+is(scalar(grep { $m->{$_} } keys %$w0), 1, 'worker 1 shares one socket with the master');
+is(scalar(grep { $m->{$_} } keys %$w1), 1, 'worker 2 shares one socket with the master');
+# stdin/out/err, listener, ipc, epoll, and libevent's signal pair and notify fd.
+ok(fd_count($workers[0]) <= 9, 'a worker holds only its own descriptors (' .
+    fd_count($workers[0]) . ')');
+
+is($c->stop('TERM') >> 8, 0, 'master exits 0');
+is($c->sanitizer_report, '', 'no sanitizer report');
+done_testing;

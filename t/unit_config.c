@@ -1,0 +1,135 @@
+/* The config parser: defaults, overrides, and an error naming file, key and problem. */
+#include "config.h"
+
+#include <string.h>
+
+#include "conf/config.h"
+#include "worker/service.h"
+#include "t/tap.h"
+
+#define MIN "\"listen\":[\"127.0.0.1:8080\"],\"routes\":[{\"prefix\":\"/d\",\"service\":\"dummy\"}]"
+
+static struct config *
+parse(const char *text, char *err, size_t errlen)
+{
+	return config_parse("test.conf", text, strlen(text), NULL, err, errlen);
+}
+
+static void
+bad(const char *text, const char *want, const char *name)
+{
+	char err[1024] = "";
+	struct config *cfg = parse(text, err, sizeof(err));
+
+	if (!ok(cfg == NULL, name)) {
+		config_free(cfg);
+		return;
+	}
+	like(err, want, "  ... error names key and problem");
+	ok(strncmp(err, "test.conf: ", 11) == 0, "  ... and the file");
+}
+
+int
+main(void)
+{
+	char err[1024] = "";
+	struct config *cfg;
+
+	cfg = parse("// a comment\n{ /* inline */ " MIN " }", err, sizeof(err));
+	if (!ok(cfg != NULL, "minimal config with comments parses"))
+		printf("# %s\n", err);
+	if (cfg != NULL) {
+		is_int(cfg->nlisten, 1, "one listen address");
+		ok(cfg->workers >= 1, "workers defaults to auto (online CPUs)");
+		is_str(cfg->error_log, "stderr", "error_log defaults to stderr");
+		is_int(cfg->log_level, LOG_INFO, "log_level defaults to info");
+		is_int(cfg->shutdown_timeout_ms, 10000, "shutdown_timeout_ms default");
+		is_int(cfg->limits.max_header_bytes, 8192, "max_header_bytes default");
+		is_int(cfg->limits.max_body_bytes, 1048576, "max_body_bytes default");
+		is_int(cfg->limits.read_timeout_ms, 30000, "read_timeout_ms default");
+		is_int(cfg->limits.keepalive_timeout_ms, 5000, "keepalive_timeout_ms default");
+		ok(cfg->pid_file == NULL, "no pid file by default");
+		is_str(cfg->routes[0].service->name, "dummy", "route service resolved");
+		config_free(cfg);
+	}
+
+	cfg = parse("{\"listen\":[\"127.0.0.1:1\",\"[::1]:2\",\":3\"],\"workers\":3,"
+	    "\"pid_file\":\"/tmp/x.pid\",\"log_level\":\"debug\",\"limits\":{\"read_timeout_ms\":5},"
+	    "\"routes\":[{\"prefix\":\"/\",\"service\":\"dummy\"},{\"prefix\":\"/a/b\",\"service\":\"dummy\"}]}",
+	    err, sizeof(err));
+	if (!ok(cfg != NULL, "full config parses"))
+		printf("# %s\n", err);
+	if (cfg != NULL) {
+		is_int(cfg->nlisten, 3, "three addresses, IPv4, IPv6 and wildcard");
+		is_int(cfg->listen[1].ss.ss_family, AF_INET6, "[::1]:2 is IPv6");
+		is_int(cfg->workers, 3, "workers 3");
+		is_int(cfg->limits.read_timeout_ms, 5, "limits override one key");
+		is_int(cfg->limits.max_header_bytes, 8192, "and keep the other defaults");
+		is_int(cfg->log_level, LOG_DEBUG, "log_level debug");
+		config_free(cfg);
+	}
+
+	{
+		char *ls[] = { "127.0.0.1:9" };
+		struct config_overrides ov = { .workers = 5, .listen = ls, .nlisten = 1,
+		    .pid_file = "/tmp/o.pid" };
+		const char *text = "{" MIN ",\"workers\":2}";
+		cfg = config_parse("t.conf", text, strlen(text), &ov, err, sizeof(err));
+		ok(cfg != NULL && cfg->workers == 5 && cfg->nlisten == 1 &&
+		    strcmp(cfg->listen[0].text, "127.0.0.1:9") == 0 &&
+		    strcmp(cfg->pid_file, "/tmp/o.pid") == 0, "command-line overrides win");
+		config_free(cfg);
+	}
+
+	bad("{" MIN ",\n \"workers\": ]}", "line 2, column 13", "invalid JSON says where");
+	bad("{\n\n" MIN "\n", "line 4, column 1: invalid JSON: unexpected end of file", "unexpected end of file says where");
+	bad("{" MIN "} x", "trailing data", "trailing data");
+	bad("[]", "one JSON object", "not an object");
+	bad("{" MIN ",\"wrokers\":2}", "wrokers: unknown key", "unknown key");
+	bad("{\"routes\":[{\"prefix\":\"/d\",\"service\":\"dummy\"}]}", "listen: required",
+	    "missing listen");
+	bad("{\"listen\":[],\"routes\":[]}", "listen: expected a non-empty array", "empty listen");
+	bad("{\"listen\":[\"nonsense\"],\"routes\":[]}", "listen[0]: \"nonsense\": expected host:port",
+	    "bad address");
+	bad("{\"listen\":[\"127.0.0.1:70000\"],\"routes\":[]}", "listen[0]: \"127.0.0.1:70000\": port",
+	    "bad port");
+	bad("{\"listen\":[\"127.0.0.1:1\",\"127.0.0.1:1\"],\"routes\":[]}", "listen[1]: duplicate address",
+	    "duplicate address");
+	bad("{" MIN ",\"workers\":0}", "workers: 0 is out of range (1 to 1024)", "zero workers");
+	bad("{" MIN ",\"workers\":\"many\"}", "workers: expected a number or \"auto\"", "workers word");
+	bad("{" MIN ",\"workers\":1.5}", "workers: expected an integer, got double", "workers fraction");
+	bad("{" MIN ",\"log_level\":\"loud\"}", "log_level: \"loud\" is not one of", "bad log level");
+	bad("{" MIN ",\"error_log\":5}", "error_log: expected a string, got int", "wrong type");
+	bad("{" MIN ",\"shutdown_timeout_ms\":-1}", "shutdown_timeout_ms: -1 is out of range",
+	    "negative timeout");
+	bad("{" MIN ",\"limits\":{\"max_header_bytes\":10}}", "limits.max_header_bytes: 10 is out of range",
+	    "limit too small");
+	bad("{" MIN ",\"limits\":{\"colour\":1}}", "limits.colour: unknown key", "unknown limit");
+	bad("{" MIN ",\"limits\":[]}", "limits: expected an object", "limits not an object");
+	bad("{\"listen\":[\"127.0.0.1:1\"],\"routes\":[]}", "routes: expected a non-empty array", "no routes");
+	bad("{\"listen\":[\"127.0.0.1:1\"],\"routes\":[{\"prefix\":\"/a\",\"service\":\"nope\"}]}",
+	    "routes[0].service: unknown service \"nope\" (known: dummy", "unknown service");
+	bad("{\"listen\":[\"127.0.0.1:1\"],\"routes\":[{\"prefix\":\"/a\"}]}",
+	    "routes[0].service: required key is missing", "missing service");
+	bad("{\"listen\":[\"127.0.0.1:1\"],\"routes\":[{\"prefix\":\"a\",\"service\":\"dummy\"}]}",
+	    "routes[0].prefix: \"a\" must start with \"/\"", "relative prefix");
+	bad("{\"listen\":[\"127.0.0.1:1\"],\"routes\":[{\"prefix\":\"/a/\",\"service\":\"dummy\"}]}",
+	    "routes[0].prefix", "trailing slash prefix");
+	bad("{\"listen\":[\"127.0.0.1:1\"],\"routes\":[{\"prefix\":\"/a\",\"service\":\"dummy\"},"
+	    "{\"prefix\":\"/a\",\"service\":\"dummy\"}]}",
+	    "routes[1].prefix: duplicate prefix \"/a\" (also routes[0])", "duplicate prefix");
+	bad("{\"listen\":[\"127.0.0.1:1\"],\"routes\":[{\"prefix\":\"/a\",\"service\":\"dummy\",\"uri\":\"x\"}]}",
+	    "routes[0].uri: unknown key", "an option the service does not take");
+
+	{
+		int w;
+		ok(config_workers_parse("auto", &w) == 0 && w == -1, "-w auto");
+		ok(config_workers_parse("4", &w) == 0 && w == 4, "-w 4");
+		ok(config_workers_parse("0", &w) == -1, "-w 0 rejected");
+		ok(config_workers_parse("4x", &w) == -1, "-w 4x rejected");
+	}
+	cfg = config_load("/nonexistent/clusterd.conf", NULL, err, sizeof(err));
+	ok(cfg == NULL, "missing file");
+	like(err, "/nonexistent/clusterd.conf: No such file", "  ... names the file and the reason");
+	return done_testing();
+}
