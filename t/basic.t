@@ -100,26 +100,30 @@ is($st, 200, 'headers under the limit pass');
         && json_decode($r2->[2])->{delayed_ms} == 1, 'pipelined requests answered in order');
 }
 
-# No descriptor leaks across fork: workers share no socket with each other,
-# and share with the master exactly their own slot's listening socket.
-sub socket_inodes {
+# No descriptor leaks across fork: a worker shares no pipe or socket with the
+# master or the other worker but its own slot's listening socket, and holds
+# nothing of the master's event loop (its signalfd).
+sub fd_targets {
     my $pid = shift;
-    my %s;
+    my %t;
     for my $fd (glob "/proc/$pid/fd/*") {
+        my ($n) = $fd =~ m{(\d+)$};
+        next if $n <= 2;
         my $l = readlink $fd or next;
-        $s{$1} = 1 if $l =~ /^socket:\[(\d+)\]/;
+        $t{$l}++;
     }
-    return \%s;
+    return \%t;
 }
-sub fd_count { my @f = glob "/proc/$_[0]/fd/*"; scalar @f }
-my $m = socket_inodes($c->pid);
-my ($w0, $w1) = map { socket_inodes($_) } @workers;
-is(scalar(grep { $w1->{$_} } keys %$w0), 0, 'workers share no socket');
-is(scalar(grep { $m->{$_} } keys %$w0), 1, 'worker 1 shares one socket with the master');
-is(scalar(grep { $m->{$_} } keys %$w1), 1, 'worker 2 shares one socket with the master');
-# stdin/out/err, listener, ipc, epoll, and libevent's signal pair and notify fd.
-ok(fd_count($workers[0]) <= 9, 'a worker holds only its own descriptors (' .
-    fd_count($workers[0]) . ')');
+my $m = fd_targets($c->pid);
+my ($w0, $w1) = map { fd_targets($_) } @workers;
+my @shared01 = grep { /^(socket|pipe):/ && $w1->{$_} } keys %$w0;
+is(scalar @shared01, 0, 'the workers share no socket or pipe');
+for my $w ($w0, $w1) {
+    my @shared = grep { /^(socket|pipe):/ && $m->{$_} } keys %$w;
+    is(scalar @shared, 1, 'a worker shares exactly one socket with the master (its listener)');
+    ok(!$w->{'anon_inode:[signalfd]'}, "a worker does not hold the master's signalfd");
+    ok(($w->{'anon_inode:[eventpoll]'} // 0) == 1, 'a worker has one epoll instance, its own');
+}
 
 is($c->stop('TERM') >> 8, 0, 'master exits 0');
 is($c->sanitizer_report, '', 'no sanitizer report');

@@ -124,7 +124,8 @@ sub children {
         next unless $line =~ /^(\d+) \(.*\) (\S) (\d+)/;
         push @kids, $1 if $3 == $ppid && $2 ne 'Z';
     }
-    return sort { $a <=> $b } @kids;
+    my @sorted = sort { $a <=> $b } @kids;
+    return @sorted;     # a count in scalar context
 }
 
 sub alive { my $pid = shift; return kill(0, $pid) && !is_zombie($pid) }

@@ -12,6 +12,8 @@
  * line (count prints "COUNT n"), an "ERROR <domain> <code> <message>" line
  * on failure, then "END".
  */
+#define _POSIX_C_SOURCE 200809L /* getline */
+
 #include <mongoc/mongoc.h>
 #include <stdio.h>
 #include <stdlib.h>

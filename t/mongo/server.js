@@ -109,6 +109,7 @@ function mapBack(raw, view) {
 // BSON comparison order (MinKey < null < numbers < strings < objects < arrays
 // < binData < ObjectId < bool < date < timestamp < regex < MaxKey).
 const EMPTY_ARRAY = Symbol('empty'); // an empty array sorts before null
+const BSON_RANK = { MinKey: 1, Binary: 7, ObjectId: 8, Timestamp: 11, BSONRegExp: 12, Code: 12.5, MaxKey: 14 };
 function rank(v) {
   if (v === EMPTY_ARRAY) return 1.5;
   if (v === undefined || v === null) return 2;
@@ -116,8 +117,7 @@ function rank(v) {
   if (v instanceof Date) return 10;
   if (v instanceof RegExp) return 12;
   if (Array.isArray(v)) return 6;
-  const r = { MinKey: 1, Binary: 7, ObjectId: 8, Timestamp: 11, BSONRegExp: 12, Code: 12.5, MaxKey: 14 }[v._bsontype];
-  return r || 5;
+  return BSON_RANK[v._bsontype] || 5;
 }
 // UTF-16 code-unit order differs from UTF-8 byte order only for surrogates.
 const fixCU = (c) => (c >= 0xE000 ? c - 0x800 : c >= 0xD800 ? c + 0x2000 : c);
@@ -580,7 +580,9 @@ async function runCommand(conn, raw, db, viaOpQuery) {
       await sleep(faults.delayMs);
       if (cur && cur.budgetMs) cur.budgetMs -= faults.delayMs;
     }
-    if (faults.error) return fail(faults.error, faults.errmsg || `injected error ${faults.error}`);
+    if (faults.error) {
+      return fail(faults.error, faults.errmsg || (faults.error === 50 ? 'operation exceeded time limit' : `injected error ${faults.error}`));
+    }
   }
   try {
     return await COMMANDS[canon](cmd, db, conn, raw);
