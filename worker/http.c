@@ -5,7 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
+#include <dirent.h>
+#include <netinet/in.h>
 
+#include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
@@ -28,11 +32,31 @@ struct inflight {
 static TAILQ_HEAD(, inflight) inflight_list = TAILQ_HEAD_INITIALIZER(inflight_list);
 static size_t inflight_count;
 static uint64_t served;
-static int draining;
-static void (*drain_done)(void *);
-static void *drain_arg;
-static struct event_base *drain_base;
 static const struct limits_conf *limits;
+
+/*
+ * A graceful drain must not close a connection that was accepted but has
+ * not sent its first request yet: its client has no reason to retry, so
+ * closing it would fail a request. evhttp does not list its connections,
+ * so we remember which descriptors have carried a request (set when a
+ * request is dispatched, cleared when evhttp frees the connection); any
+ * other TCP socket on one of our listening ports is such a fresh
+ * connection, and the drain waits for it to send its request or to time
+ * out. Idle keep-alive connections are closed: their clients retry.
+ */
+static uint8_t *used_fds;           /* one byte per descriptor number */
+static size_t nused_fds;
+static uint16_t listen_ports[64];
+static size_t nlisten_ports;
+
+#define DRAIN_POLL_MS 10
+
+static struct {
+	int active;
+	struct event *timer;
+	void (*done)(void *);
+	void *arg;
+} drain;
 
 uint64_t
 http_requests_served(void)
@@ -47,34 +71,109 @@ http_in_flight(void)
 }
 
 static void
-drain_fire(evutil_socket_t fd, short what, void *arg)
+mark_fd(int fd, uint8_t used)
 {
+	if (fd < 0)
+		return;
+	if ((size_t)fd >= nused_fds) {
+		size_t n = (size_t)fd * 2 + 64;
+		uint8_t *grown = realloc(used_fds, n);
+		if (grown == NULL)
+			return;
+		memset(grown + nused_fds, 0, n - nused_fds);
+		used_fds = grown;
+		nused_fds = n;
+	}
+	used_fds[fd] = used;
+}
+
+static uint16_t
+local_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0;
+}
+
+/* Is fd a connection accepted on one of our ports that never sent a request? */
+static int
+is_fresh_connection(int fd)
+{
+	int listening = 0, type = 0;
+	socklen_t len = sizeof(listening);
+	uint16_t port;
+
+	if ((size_t)fd < nused_fds && used_fds[fd])
+		return 0;
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 || type != SOCK_STREAM)
+		return 0;
+	len = sizeof(listening);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == -1 || listening)
+		return 0;
+	port = local_port(fd);
+	for (size_t i = 0; i < nlisten_ports; i++)
+		if (port != 0 && port == listen_ports[i])
+			return 1;
+	return 0;
+}
+
+static int
+fresh_connections(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (d == NULL)
+		return 0;
+	while ((e = readdir(d)) != NULL && n == 0) {
+		int fd = atoi(e->d_name);
+		if (e->d_name[0] != '.' && fd != dirfd(d))
+			n += is_fresh_connection(fd);
+	}
+	closedir(d);
+	return n;
+}
+
+/* Runs from the loop: done() once nothing is in flight and no client waits. */
+static void
+drain_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct timeval tv = { 0, DRAIN_POLL_MS * 1000 };
+
 	(void)fd;
 	(void)what;
 	(void)arg;
-	if (drain_done != NULL) {
-		void (*done)(void *) = drain_done;
-		drain_done = NULL;
-		done(drain_arg);
+	if (inflight_count > 0 || fresh_connections() > 0) {
+		evtimer_add(drain.timer, &tv);
+		return;
 	}
+	event_free(drain.timer);
+	drain.timer = NULL;
+	drain.done(drain.arg);
 }
 
-/* Runs done() from the loop, never from inside an evhttp callback. */
-static void
-drain_check(void)
-{
-	if (draining && inflight_count == 0 && drain_done != NULL)
-		event_base_once(drain_base, -1, EV_TIMEOUT, drain_fire, NULL, NULL);
-}
-
-void
+int
 http_drain(struct event_base *base, void (*done)(void *), void *arg)
 {
-	draining = 1;
-	drain_base = base;
-	drain_done = done;
-	drain_arg = arg;
-	drain_check();
+	struct timeval now = { 0, 0 };
+
+	if (drain.active)
+		return 0;
+	if ((drain.timer = evtimer_new(base, drain_poll, NULL)) == NULL)
+		return -1;
+	drain.active = 1;
+	drain.done = done;
+	drain.arg = arg;
+	evtimer_add(drain.timer, &now);
+	return 0;
 }
 
 static void
@@ -83,7 +182,6 @@ inflight_remove(struct inflight *f)
 	TAILQ_REMOVE(&inflight_list, f, link);
 	inflight_count--;
 	free(f);
-	drain_check();
 }
 
 static void
@@ -120,6 +218,7 @@ on_close(struct evhttp_connection *evcon, void *arg)
 	struct inflight *f;
 
 	(void)arg;
+	mark_fd(bufferevent_getfd(evhttp_connection_get_bufferevent(evcon)), 0);
 	TAILQ_FOREACH(f, &inflight_list, link) {
 		if (f->evcon == evcon) {
 			inflight_remove(f);
@@ -142,6 +241,7 @@ http_request_begin(struct http_req *req)
 	inflight_count++;
 	evhttp_request_set_on_complete_cb(ev(req), on_complete, f);
 	if (evcon != NULL) {
+		mark_fd(bufferevent_getfd(evhttp_connection_get_bufferevent(evcon)), 1);
 		evhttp_connection_set_closecb(evcon, on_close, NULL);
 		set_timeout(evcon, limits->read_timeout_ms);
 	}
@@ -218,7 +318,7 @@ add_common_headers(struct http_req *req, const char *type)
 	struct evkeyvalq *h = evhttp_request_get_output_headers(ev(req));
 
 	evhttp_add_header(h, "Content-Type", type);
-	if (draining || limits->keepalive_timeout_ms == 0)
+	if (drain.active || limits->keepalive_timeout_ms == 0)
 		evhttp_add_header(h, "Connection", "close");
 }
 
@@ -361,6 +461,8 @@ int
 http_server_listen(struct evhttp *http, const int *fds, size_t nfds)
 {
 	for (size_t i = 0; i < nfds; i++) {
+		if (nlisten_ports < sizeof(listen_ports) / sizeof(listen_ports[0]))
+			listen_ports[nlisten_ports++] = local_port(fds[i]);
 		if (evhttp_accept_socket_with_handle(http, fds[i]) == NULL) {
 			log_error("cannot accept on socket %d", fds[i]);
 			return -1;

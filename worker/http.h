@@ -41,9 +41,10 @@ void http_server_stop_accepting(struct evhttp *http);
 
 /*
  * Draining: every further reply carries "Connection: close", and done()
- * is called (from the event loop, once) when no request is in flight.
+ * is called (from the event loop, once) when no request is in flight and
+ * no accepted connection still owes us its first request. 0 or -1.
  */
-void http_drain(struct event_base *base, void (*done)(void *), void *arg);
+int http_drain(struct event_base *base, void (*done)(void *), void *arg);
 
 /* Accounting, for the stats message. */
 uint64_t http_requests_served(void);

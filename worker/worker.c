@@ -122,7 +122,8 @@ shutdown_worker(int fast)
 	W.shutting_down = 1;
 	log_info("graceful shutdown: %zu request(s) in flight", http_in_flight());
 	http_server_stop_accepting(W.http);
-	http_drain(W.base, drained, NULL);
+	if (http_drain(W.base, drained, NULL) == -1)
+		shutdown_worker(1);
 }
 
 static void
