@@ -1,6 +1,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +13,8 @@
 
 const char *const config_top_keys[] = {
 	"listen", "workers", "pid_file", "error_log", "log_level",
-	"shutdown_timeout_ms", "worker_rlimit_nofile", "limits", "routes", NULL
+	"shutdown_timeout_ms", "worker_rlimit_nofile", "user", "group", "access_log",
+	"access_log_format", "limits", "routes", NULL
 };
 const char *const config_limits_keys[] = {
 	"max_header_bytes", "max_body_bytes", "read_timeout_ms",
@@ -331,6 +334,51 @@ parse_routes(struct config *cfg, json_object *root, char *err, size_t errlen)
 	return 0;
 }
 
+/* user and group must exist when the config is read, not when a worker forks. */
+static int
+check_identity(struct config *cfg, char *err, size_t errlen)
+{
+	if (cfg->user != NULL && getpwnam(cfg->user) == NULL) {
+		snprintf(err, errlen, "user: no such user \"%s\"", cfg->user);
+		return -1;
+	}
+	if (cfg->group != NULL && getgrnam(cfg->group) == NULL) {
+		snprintf(err, errlen, "group: no such group \"%s\"", cfg->group);
+		return -1;
+	}
+	if (cfg->group != NULL && cfg->user == NULL) {
+		snprintf(err, errlen, "group: needs \"user\" too");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+parse_access_log(struct config *cfg, json_object *root, char *err, size_t errlen)
+{
+	char *format = NULL;
+	int rc = -1;
+
+	if (conf_get_string(root, "", "access_log", false, "off", &cfg->access_log,
+	    err, errlen) == -1 ||
+	    conf_get_string(root, "", "access_log_format", false, "combined", &format,
+	    err, errlen) == -1)
+		goto out;
+	if (strcmp(format, "combined") == 0)
+		cfg->access_log_json = 0;
+	else if (strcmp(format, "json") == 0)
+		cfg->access_log_json = 1;
+	else {
+		snprintf(err, errlen, "access_log_format: \"%s\" is not one of combined, json",
+		    format);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(format);
+	return rc;
+}
+
 static int
 parse_root(struct config *cfg, json_object *root, char *err, size_t errlen)
 {
@@ -351,6 +399,10 @@ parse_root(struct config *cfg, json_object *root, char *err, size_t errlen)
 		&cfg->shutdown_timeout_ms, err, errlen) == -1 ||
 	    conf_get_int(root, "", "worker_rlimit_nofile", 0, 1 << 24, 0,
 		&cfg->worker_rlimit_nofile, err, errlen) == -1 ||
+	    conf_get_string(root, "", "user", false, NULL, &cfg->user, err, errlen) == -1 ||
+	    conf_get_string(root, "", "group", false, NULL, &cfg->group, err, errlen) == -1 ||
+	    check_identity(cfg, err, errlen) == -1 ||
+	    parse_access_log(cfg, root, err, errlen) == -1 ||
 	    parse_limits(cfg, root, err, errlen) == -1 ||
 	    parse_routes(cfg, root, err, errlen) == -1)
 		goto out;
@@ -508,6 +560,9 @@ config_free(struct config *cfg)
 	free(cfg->listen);
 	free(cfg->pid_file);
 	free(cfg->error_log);
+	free(cfg->user);
+	free(cfg->group);
+	free(cfg->access_log);
 	free(cfg->path);
 	free(cfg);
 }

@@ -40,6 +40,10 @@ struct config {
 	enum log_level log_level;
 	long long shutdown_timeout_ms;
 	long long worker_rlimit_nofile;  /* 0: raise the soft limit to the hard one */
+	char *user;                  /* NULL: workers keep the master's identity */
+	char *group;                 /* NULL: the user's primary group */
+	char *access_log;            /* "off", "stderr" or a path */
+	int access_log_json;         /* access_log_format: 0 combined, 1 json */
 	struct limits_conf limits;
 	struct route_conf *routes;
 	size_t nroutes;

@@ -14,6 +14,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -32,6 +34,7 @@
 #include "ipc/ipc.h"
 #include "master/listen.h"
 #include "master/master.h"
+#include "master/notify.h"
 #include "master/pidfile.h"
 #include "master/restart.h"
 #include "worker/worker.h"
@@ -76,6 +79,7 @@ static struct {
 	int nslots;
 	int sfd;
 	struct event *sig_ev;
+	struct event *watchdog_ev;
 	/* flags set by signals, acted on by master_cycle() */
 	int sig_terminate, sig_quit, sig_reconfigure, sig_reopen, sig_child;
 	int sig_more, sig_fewer;
@@ -286,6 +290,14 @@ worker_free(struct worker *w)
 	free(w);
 }
 
+/* systemd's STATUS= line: what an operator sees in `systemctl status`. */
+static void
+notify_status(const char *state)
+{
+	notify_send("%s%sSTATUS=%d worker(s), generation %ld", state, *state ? "\n" : "",
+	    live_workers(), M.current->id);
+}
+
 /* Every slot of the current generation has a ready worker: retire the rest. */
 static void
 check_generation_ready(void)
@@ -310,6 +322,7 @@ check_generation_ready(void)
 	M.announced = true;
 	log_info("ready: generation %ld, %d worker(s)%s", g->id, ready,
 	    retired ? ", retiring the previous generation" : "");
+	notify_status("READY=1");
 }
 
 static void
@@ -457,6 +470,7 @@ stop_all(enum ipc_shutdown_mode mode)
 	struct worker *w;
 
 	M.stopping = (int)mode + 1;
+	notify_send("STOPPING=1");
 	for (int i = 0; i < M.nslots; i++) {
 		if (M.slots[i].respawn_ev != NULL) {
 			event_free(M.slots[i].respawn_ev);
@@ -470,6 +484,67 @@ stop_all(enum ipc_shutdown_mode mode)
 		event_base_loopbreak(M.base);
 }
 
+/*
+ * Workers open the log files themselves (and reopen them on SIGUSR1) after
+ * dropping privileges: create them here, owned by the workers' user.
+ */
+static void
+own_file(const char *path, uid_t uid, gid_t gid)
+{
+	int fd;
+
+	if (path == NULL || strcmp(path, "stderr") == 0 || strcmp(path, "off") == 0)
+		return;
+	if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) == -1) {
+		log_error("cannot open %s: %s", path, strerror(errno));
+		return;
+	}
+	if (uid != (uid_t)-1 && fchown(fd, uid, gid) == -1)
+		log_error("cannot give %s to the workers' user: %s", path, strerror(errno));
+	close(fd);
+}
+
+static void
+prepare_log_files(const struct config *cfg)
+{
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+	struct passwd *pw;
+	struct group *gr;
+
+	if (cfg->user != NULL && geteuid() == 0 && (pw = getpwnam(cfg->user)) != NULL) {
+		uid = pw->pw_uid;
+		gid = pw->pw_gid;
+		if (cfg->group != NULL && (gr = getgrnam(cfg->group)) != NULL)
+			gid = gr->gr_gid;
+	}
+	own_file(cfg->error_log, uid, gid);
+	own_file(cfg->access_log, uid, gid);
+}
+
+static void
+watchdog_fire(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	notify_send("WATCHDOG=1");
+}
+
+static void
+setup_watchdog(void)
+{
+	uint64_t usec = notify_watchdog_usec();
+	struct timeval tv = { .tv_sec = (time_t)(usec / 2 / 1000000),
+	    .tv_usec = (suseconds_t)(usec / 2 % 1000000) };
+
+	if (usec == 0)
+		return;
+	M.watchdog_ev = event_new(M.base, -1, EV_PERSIST, watchdog_fire, NULL);
+	if (M.watchdog_ev != NULL)
+		event_add(M.watchdog_ev, &tv);
+}
+
 static void
 reload(void)
 {
@@ -478,13 +553,16 @@ reload(void)
 	struct generation *g;
 
 	log_info("reloading %s", M.current->cfg->path);
+	notify_send("RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)now_ms() * 1000);
 	if ((cfg = config_load(M.current->cfg->path, M.ov, err, sizeof(err))) == NULL) {
 		log_error("reload failed, keeping the current configuration: %s", err);
+		notify_send("READY=1\nSTATUS=reload failed: %.400s", err);
 		return;
 	}
 	if (listen_ensure(cfg, err, sizeof(err)) == -1 || slots_grow(cfg->workers) == -1 ||
 	    (g = gen_new(cfg)) == NULL) {
 		log_error("reload failed, keeping the current configuration: %s", err);
+		notify_send("READY=1\nSTATUS=reload failed: %.400s", err);
 		config_free(cfg);
 		listen_close_unused(socket_used, NULL);
 		return;
@@ -496,6 +574,7 @@ reload(void)
 	log_set_level(cfg->log_level);
 	M.current = g;
 	M.announced = false;
+	prepare_log_files(cfg);
 	for (int s = 0; s < cfg->workers; s++) {
 		if (M.slots[s].respawn_ev != NULL) {
 			event_free(M.slots[s].respawn_ev);
@@ -516,6 +595,7 @@ reopen(void)
 		log_error("cannot reopen the error log: %s", strerror(errno));
 	else
 		log_info("reopened the log files");
+	prepare_log_files(M.current->cfg);
 	LIST_FOREACH(w, &M.workers, link)
 		ipc_send(w->ipc_fd, &m);
 }
@@ -538,6 +618,7 @@ resize(int delta)
 		}
 		log_info("adding a worker: %d now", cfg->workers);
 		spawn(cfg->workers - 1, M.current);
+		notify_status("");
 		return;
 	}
 	if (cfg->workers <= 1) {
@@ -554,6 +635,7 @@ resize(int delta)
 		if (w->slot == slot && w->state != W_RETIRING)
 			stop_worker(w, IPC_SHUTDOWN_GRACEFUL);
 	listen_close_unused(socket_used, NULL);
+	notify_status("");
 }
 
 static void
@@ -681,6 +763,9 @@ cleanup(void)
 	}
 	if (M.sig_ev != NULL)
 		event_free(M.sig_ev);
+	if (M.watchdog_ev != NULL)
+		event_free(M.watchdog_ev);
+	notify_close();
 	if (M.sfd != -1)
 		close(M.sfd);
 	listen_close_all();
@@ -712,6 +797,10 @@ master_run(struct config *cfg, const struct config_overrides *ov)
 		config_free(cfg);
 		goto out;
 	}
+	if (notify_init() == -1)
+		goto out;
+	if (cfg->user != NULL && geteuid() != 0)
+		log_warn("user %s: ignored, clusterd is not running as root", cfg->user);
 	if (cfg->pid_file != NULL && pidfile_create(cfg->pid_file, err, sizeof(err)) == -1) {
 		log_error("%s", err);
 		goto out;
@@ -728,6 +817,8 @@ master_run(struct config *cfg, const struct config_overrides *ov)
 	if (slots_grow(cfg->workers) == -1)
 		goto out;
 	hint_migrate_req();
+	prepare_log_files(cfg);
+	setup_watchdog();
 	log_info("clusterd %s starting %d worker(s), config %s", PACKAGE_VERSION,
 	    cfg->workers, cfg->path);
 	for (int s = 0; s < cfg->workers; s++)

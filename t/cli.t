@@ -2,6 +2,7 @@
 use strict;
 use warnings;
 use Test::More;
+use POSIX ();
 use Clusterd qw(poll_until);
 
 my $bin = $ENV{CLUSTERD};
@@ -39,6 +40,22 @@ is($rc, 0, '-V exits 0');
 ($rc, $out) = run($bin, '-h');
 is($rc, 0, '-h exits 0');
 like($out, qr/--$_\b/, "--help lists --$_") for qw(config workers listen pid-file test-config signal version help);
+
+# A stale pid file from a dead process is taken over.
+{
+    my $e = Clusterd->new;
+    my $dead = fork // die;
+    POSIX::_exit(0) if $dead == 0;
+    waitpid($dead, 0);
+    open my $p, '>', $e->dir . '/clusterd.pid' or die;
+    print $p "$dead\n";
+    close $p;
+    $e->start;
+    open $p, '<', $e->dir . '/clusterd.pid' or die;
+    chomp(my $now = <$p>);
+    is($now, $e->pid, 'a stale pid file is replaced');
+    is($e->stop('QUIT') >> 8, 0, 'and that master stops cleanly');
+}
 
 # Overrides: -w and -l replace the file's values.
 $c->write_config({});

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "conf/config.h"
 #include "worker/http.h"
@@ -23,8 +24,11 @@
 
 static const char *const dummy_keys[] = { NULL };
 
+struct delayed;
+
 struct dummy {
 	const struct worker_info *w;
+	TAILQ_HEAD(, delayed) pending;   /* delayed requests not answered yet */
 	const char *prefix;
 	char body[160];              /* the answer is the same for every request */
 	int body_len;
@@ -35,6 +39,7 @@ struct delayed {
 	struct http_req *req;
 	struct event *timer;
 	long ms;
+	TAILQ_ENTRY(delayed) link;
 };
 
 static int
@@ -63,6 +68,7 @@ dummy_init(const struct route_conf *route, const struct worker_info *w)
 		return NULL;
 	d->w = w;
 	d->prefix = route->prefix;
+	TAILQ_INIT(&d->pending);
 	d->body_len = snprintf(d->body, sizeof(d->body),
 	    "{\"service\":\"dummy\",\"ok\":true,\"pid\":%ld,\"slot\":%d,\"generation\":%ld}",
 	    (long)w->pid, w->slot, w->generation);
@@ -82,6 +88,7 @@ delay_done(evutil_socket_t fd, short what, void *arg)
 	n = snprintf(body, sizeof(body), "%.*s,\"delayed_ms\":%ld}",
 	    dl->d->body_len - 1, dl->d->body, dl->ms);
 	http_reply(dl->req, 200, body, (size_t)n);
+	TAILQ_REMOVE(&dl->d->pending, dl, link);
 	event_free(dl->timer);
 	free(dl);
 }
@@ -127,6 +134,7 @@ delay(struct dummy *d, struct http_req *req)
 	dl->d = d;
 	dl->req = req;
 	dl->ms = ms;
+	TAILQ_INSERT_TAIL(&d->pending, dl, link);
 	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
 	evtimer_add(dl->timer, &tv);
 }
@@ -148,8 +156,17 @@ dummy_handle(void *state, struct http_req *req, const char *subpath)
 static void
 dummy_shutdown(void *state)
 {
-	/* Delayed requests still pending are dropped with the process. */
-	free(state);
+	struct dummy *d = state;
+	struct delayed *dl;
+
+	/* Only requests whose clients left can still wait here after a drain. */
+	while ((dl = TAILQ_FIRST(&d->pending)) != NULL) {
+		TAILQ_REMOVE(&d->pending, dl, link);
+		event_free(dl->timer);
+		http_drop(dl->req);
+		free(dl);
+	}
+	free(d);
 }
 
 const struct service dummy_service = {

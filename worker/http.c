@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <dirent.h>
 #include <netinet/in.h>
@@ -14,22 +15,36 @@
 #include <event2/keyvalq_struct.h>
 
 #include "common/log.h"
+#include "worker/accesslog.h"
 #include "worker/http.h"
 
 /*
- * A request in flight: dispatched to a service and not yet completely
- * written to the client. evhttp tells us when the last byte of a reply is
- * written (on_complete) and when a connection goes away (closecb); a request
- * leaves the list at whichever comes first. A server connection carries at
- * most one request at a time, so the connection identifies the request.
+ * Our side of a request. evhttp owns the evhttp_request; we own this, and
+ * services hold a pointer to it until they reply.
+ *
+ * A request is "in flight" from dispatch until evhttp has written the last
+ * byte of its reply (on_complete) or its connection went away (on_close),
+ * whichever comes first. If the connection goes away before the service
+ * replied, evhttp detaches the request instead of freeing it; the service's
+ * reply then just frees it. A server connection carries at most one
+ * request at a time, so its close callback names the request in flight.
  */
-struct inflight {
-	struct http_req *req;
-	struct evhttp_connection *evcon;
-	TAILQ_ENTRY(inflight) link;
+struct http_req {
+	struct evhttp_request *ev;
+	struct evhttp_connection *evcon;   /* NULL once the connection is gone */
+	const char *service;               /* for the access log; NULL: router */
+	struct timeval start;
+	int status;
+	uint64_t bytes;                    /* body bytes handed to evhttp */
+	int replied;                       /* the service has finished */
+	int completed;                     /* evhttp wrote the whole reply */
+	int in_flight;                     /* on inflight_list */
+	char client[64];                   /* for the access log */
+	char *uri;
+	TAILQ_ENTRY(http_req) link;
 };
 
-static TAILQ_HEAD(, inflight) inflight_list = TAILQ_HEAD_INITIALIZER(inflight_list);
+static TAILQ_HEAD(, http_req) inflight_list = TAILQ_HEAD_INITIALIZER(inflight_list);
 static size_t inflight_count;
 static uint64_t served;
 static const struct limits_conf *limits;
@@ -177,14 +192,6 @@ http_drain(struct event_base *base, void (*done)(void *), void *arg)
 }
 
 static void
-inflight_remove(struct inflight *f)
-{
-	TAILQ_REMOVE(&inflight_list, f, link);
-	inflight_count--;
-	free(f);
-}
-
-static void
 set_timeout(struct evhttp_connection *evcon, long long ms)
 {
 	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
@@ -192,65 +199,162 @@ set_timeout(struct evhttp_connection *evcon, long long ms)
 	evhttp_connection_set_timeout_tv(evcon, &tv);
 }
 
-/* The one place a service's request becomes evhttp's and back. */
-static struct evhttp_request *
-ev(struct http_req *req)
+static int
+conn_fd(struct evhttp_connection *evcon)
 {
-	return (struct evhttp_request *)req;
+	return bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
+}
+
+static void
+leave_flight(struct http_req *r)
+{
+	if (!r->in_flight)
+		return;
+	TAILQ_REMOVE(&inflight_list, r, link);
+	r->in_flight = 0;
+	inflight_count--;
+}
+
+static void on_close(struct evhttp_connection *evcon, void *arg);
+
+static const char *
+method_name(enum evhttp_cmd_type cmd)
+{
+	switch (cmd) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_TRACE: return "TRACE";
+	case EVHTTP_REQ_CONNECT: return "CONNECT";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	default: return "-";
+	}
+}
+
+/* The request is over for us: log it and free our side. */
+static void
+finish(struct http_req *r)
+{
+	struct access_entry e;
+	struct timeval now;
+
+	leave_flight(r);
+	served++;
+	if (accesslog_enabled()) {
+		gettimeofday(&now, NULL);
+		e.client = r->client;
+		e.method = method_name(evhttp_request_get_command(r->ev));
+		e.uri = r->uri;
+		e.status = r->evcon == NULL && !r->completed ? 499 : r->status;
+		e.bytes = r->bytes;
+		e.duration_us = (uint64_t)(now.tv_sec - r->start.tv_sec) * 1000000 +
+		    (uint64_t)(now.tv_usec - r->start.tv_usec);
+		e.service = r->service;
+		accesslog_write(&e);
+	}
+	free(r->uri);
+	free(r);
 }
 
 static void
 on_complete(struct evhttp_request *req, void *arg)
 {
-	struct inflight *f = arg;
+	struct http_req *r = arg;
 
 	(void)req;
-	served++;
-	/* The connection is idle now: the keep-alive timeout applies. */
-	if (f->evcon != NULL && limits->keepalive_timeout_ms > 0)
-		set_timeout(f->evcon, limits->keepalive_timeout_ms);
-	inflight_remove(f);
+	r->completed = 1;
+	if (r->evcon != NULL) {
+		/* The connection is idle now: the keep-alive timeout applies. */
+		if (limits->keepalive_timeout_ms > 0)
+			set_timeout(r->evcon, limits->keepalive_timeout_ms);
+		evhttp_connection_set_closecb(r->evcon, on_close, NULL);
+	}
+	finish(r);
 }
 
 static void
 on_close(struct evhttp_connection *evcon, void *arg)
 {
-	struct inflight *f;
+	struct http_req *r = arg;
 
-	(void)arg;
-	mark_fd(bufferevent_getfd(evhttp_connection_get_bufferevent(evcon)), 0);
-	TAILQ_FOREACH(f, &inflight_list, link) {
-		if (f->evcon == evcon) {
-			inflight_remove(f);
-			return;
-		}
+	mark_fd(conn_fd(evcon), 0);
+	if (r == NULL)
+		return;
+	r->evcon = NULL;
+	leave_flight(r);
+	if (r->replied)         /* the reply could not be written: evhttp frees it */
+		finish(r);
+}
+
+static struct http_req *
+request_new(struct evhttp_request *ev)
+{
+	struct http_req *r = calloc(1, sizeof(*r));
+	struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
+
+	if (r == NULL)
+		return NULL;
+	r->ev = ev;
+	r->evcon = evcon;
+	r->status = 200;
+	gettimeofday(&r->start, NULL);
+	if (accesslog_enabled()) {
+		char *host = NULL;
+		ev_uint16_t port = 0;
+		const char *uri = evhttp_request_get_uri(ev);
+		if (evcon != NULL)
+			evhttp_connection_get_peer(evcon, &host, &port);
+		snprintf(r->client, sizeof(r->client), "%s", host != NULL ? host : "-");
+		r->uri = strdup(uri != NULL ? uri : "-");
 	}
+	TAILQ_INSERT_TAIL(&inflight_list, r, link);
+	r->in_flight = 1;
+	inflight_count++;
+	evhttp_request_set_on_complete_cb(ev, on_complete, r);
+	if (evcon != NULL) {
+		mark_fd(conn_fd(evcon), 1);
+		evhttp_connection_set_closecb(evcon, on_close, r);
+		set_timeout(evcon, limits->read_timeout_ms);
+	}
+	return r;
 }
 
 void
-http_request_begin(struct http_req *req)
+http_req_set_service(struct http_req *req, const char *name)
 {
-	struct inflight *f = calloc(1, sizeof(*f));
-	struct evhttp_connection *evcon = evhttp_request_get_connection(ev(req));
+	req->service = name;
+}
 
-	if (f == NULL)
-		return;         /* not tracked: a drain will not wait for it */
-	f->req = req;
-	f->evcon = evcon;
-	TAILQ_INSERT_TAIL(&inflight_list, f, link);
-	inflight_count++;
-	evhttp_request_set_on_complete_cb(ev(req), on_complete, f);
-	if (evcon != NULL) {
-		mark_fd(bufferevent_getfd(evhttp_connection_get_bufferevent(evcon)), 1);
-		evhttp_connection_set_closecb(evcon, on_close, NULL);
-		set_timeout(evcon, limits->read_timeout_ms);
-	}
+int
+http_req_gone(const struct http_req *req)
+{
+	return req->evcon == NULL;
+}
+
+/*
+ * Marks the service's part done. Returns 1 if the reply should go to
+ * evhttp, 0 if the client is gone (the request is freed here).
+ */
+static int
+reply_done(struct http_req *r, int status)
+{
+	r->replied = 1;
+	if (status != 0)
+		r->status = status;
+	if (r->evcon != NULL)
+		return 1;
+	evhttp_request_free(r->ev);     /* detached by evhttp: ours to free */
+	finish(r);
+	return 0;
 }
 
 enum http_method
 http_req_method(struct http_req *req)
 {
-	switch (evhttp_request_get_command(ev(req))) {
+	switch (evhttp_request_get_command(req->ev)) {
 	case EVHTTP_REQ_GET: return HTTP_GET;
 	case EVHTTP_REQ_HEAD: return HTTP_HEAD;
 	case EVHTTP_REQ_POST: return HTTP_POST;
@@ -265,7 +369,7 @@ http_req_method(struct http_req *req)
 const char *
 http_req_path(struct http_req *req)
 {
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev(req));
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req->ev);
 
 	return uri != NULL ? evhttp_uri_get_path(uri) : NULL;
 }
@@ -273,7 +377,7 @@ http_req_path(struct http_req *req)
 void
 http_req_add_header(struct http_req *req, const char *name, const char *value)
 {
-	evhttp_add_header(evhttp_request_get_output_headers(ev(req)), name, value);
+	evhttp_add_header(evhttp_request_get_output_headers(req->ev), name, value);
 }
 
 struct http_params {
@@ -283,7 +387,7 @@ struct http_params {
 struct http_params *
 http_params_parse(struct http_req *req)
 {
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(ev(req));
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req->ev);
 	const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
 	struct http_params *p = calloc(1, sizeof(*p));
 
@@ -315,7 +419,7 @@ http_params_free(struct http_params *p)
 static void
 add_common_headers(struct http_req *req, const char *type)
 {
-	struct evkeyvalq *h = evhttp_request_get_output_headers(ev(req));
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req->ev);
 
 	evhttp_add_header(h, "Content-Type", type);
 	if (drain.active || limits->keepalive_timeout_ms == 0)
@@ -343,7 +447,8 @@ reason(int status)
 void
 http_reply(struct http_req *req, int status, const char *body, size_t len)
 {
-	struct evbuffer *buf = evbuffer_new();
+	struct evhttp_request *ev = req->ev;
+	struct evbuffer *buf;
 	char clen[24];
 
 	add_common_headers(req, "application/json");
@@ -351,10 +456,15 @@ http_reply(struct http_req *req, int status, const char *body, size_t len)
 		/* evhttp would send the body of a HEAD reply: send the length only. */
 		snprintf(clen, sizeof(clen), "%zu", len);
 		http_req_add_header(req, "Content-Length", clen);
-	} else if (buf != NULL) {
-		evbuffer_add(buf, body, len);
+		len = 0;
 	}
-	evhttp_send_reply(ev(req), status, reason(status), buf);
+	req->bytes += len;
+	/* After reply_done, req may be gone: only ev is used below. */
+	if (!reply_done(req, status))
+		return;
+	if ((buf = evbuffer_new()) != NULL)
+		evbuffer_add(buf, body, len);
+	evhttp_send_reply(ev, status, reason(status), buf);
 	if (buf != NULL)
 		evbuffer_free(buf);
 }
@@ -386,7 +496,7 @@ http_error(struct http_req *req, int status, const char *code, const char *fmt, 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (buf == NULL) {
-		evhttp_send_error(ev(req), status, NULL);
+		http_reply(req, status, "{}", 2);
 		return;
 	}
 	evbuffer_add_printf(buf, "{\"error\":{\"status\":%d,\"code\":\"%s\",\"message\":",
@@ -400,23 +510,50 @@ http_error(struct http_req *req, int status, const char *code, const char *fmt, 
 void
 http_stream_start(struct http_req *req, int status)
 {
+	req->status = status;
+	if (req->evcon == NULL)
+		return;
 	add_common_headers(req, "application/json");
-	evhttp_send_reply_start(ev(req), status, reason(status));
+	evhttp_send_reply_start(req->ev, status, reason(status));
 }
 
 void
 http_stream_chunk(struct http_req *req, struct evbuffer *buf)
 {
-	if (http_req_method(req) == HTTP_HEAD)
+	if (req->evcon == NULL || http_req_method(req) == HTTP_HEAD) {
 		evbuffer_drain(buf, evbuffer_get_length(buf));
-	else
-		evhttp_send_reply_chunk(ev(req), buf);
+		return;
+	}
+	req->bytes += evbuffer_get_length(buf);
+	evhttp_send_reply_chunk(req->ev, buf);
+}
+
+size_t
+http_stream_pending(struct http_req *req)
+{
+	struct bufferevent *bev;
+
+	if (req->evcon == NULL || (bev = evhttp_connection_get_bufferevent(req->evcon)) == NULL)
+		return 0;
+	return evbuffer_get_length(bufferevent_get_output(bev));
 }
 
 void
 http_stream_end(struct http_req *req)
 {
-	evhttp_send_reply_end(ev(req));
+	struct evhttp_request *ev = req->ev;
+
+	if (reply_done(req, 0))
+		evhttp_send_reply_end(ev);
+}
+
+void
+http_drop(struct http_req *req)
+{
+	if (req->evcon == NULL)
+		reply_done(req, 0);
+	else
+		http_error(req, 503, "shutting_down", "the server is shutting down");
 }
 
 /* evhttp hands every request to this, and it to the router. */
@@ -427,11 +564,16 @@ struct handler_ctx {
 static struct handler_ctx handler_ctx;
 
 static void
-on_request(struct evhttp_request *req, void *arg)
+on_request(struct evhttp_request *ev, void *arg)
 {
 	struct handler_ctx *h = arg;
+	struct http_req *r = request_new(ev);
 
-	h->handler((struct http_req *)req, h->arg);
+	if (r == NULL) {
+		evhttp_send_error(ev, 503, "Service Unavailable");
+		return;
+	}
+	h->handler(r, h->arg);
 }
 
 struct evhttp *

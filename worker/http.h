@@ -4,7 +4,8 @@
  * requests in flight that a graceful shutdown waits for.
  *
  * Every request the router dispatches must end in exactly one of
- * http_reply() / http_error() / http_stream_end().
+ * http_reply() / http_error() / http_stream_end() / http_drop(); the
+ * request must not be used after that.
  */
 #ifndef CLUSTERD_HTTP_H
 #define CLUSTERD_HTTP_H
@@ -54,6 +55,10 @@ size_t http_in_flight(void);
 void http_request_begin(struct http_req *req);
 
 enum http_method http_req_method(struct http_req *req);
+/* Names the service for the access log. */
+void http_req_set_service(struct http_req *req, const char *name);
+/* True once the client's connection is gone: a service may stop early. */
+int http_req_gone(const struct http_req *req);
 /* The path of the request target, not decoded; NULL if it has none. */
 const char *http_req_path(struct http_req *req);
 void http_req_add_header(struct http_req *req, const char *name, const char *value);
@@ -76,6 +81,13 @@ void http_error(struct http_req *req, int status, const char *code,
 void http_stream_start(struct http_req *req, int status);
 void http_stream_chunk(struct http_req *req, struct evbuffer *buf);
 void http_stream_end(struct http_req *req);
+/* Bytes written to the connection but not yet sent: for back-pressure. */
+size_t http_stream_pending(struct http_req *req);
+/*
+ * Ends a request the service cannot finish (it is shutting down): a 503 if
+ * the client is still there, nothing if it is gone.
+ */
+void http_drop(struct http_req *req);
 
 /* Appends s to buf as a JSON string literal, quotes included. */
 void http_json_quote(struct evbuffer *buf, const char *s);

@@ -84,7 +84,6 @@ router_handle(struct http_req *req, void *arg)
 	const char *path = http_req_path(req), *sub;
 	int i;
 
-	http_request_begin(req);
 	if (path == NULL || path[0] != '/') {
 		http_error(req, 400, "bad_request", "the request target must be an absolute path");
 		return;
@@ -94,6 +93,7 @@ router_handle(struct http_req *req, void *arg)
 		return;
 	}
 	svc = r->cfg->routes[i].service;
+	http_req_set_service(req, svc->name);
 	if ((http_req_method(req) & svc->methods) == 0) {
 		http_req_add_header(req, "Allow", svc->allow);
 		http_error(req, 405, "method_not_allowed", "this path takes %s", svc->allow);

@@ -1,6 +1,8 @@
 #include "config.h"
 
 #include <dirent.h>
+#include <grp.h>
+#include <pwd.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 
 #include "common/log.h"
 #include "ipc/ipc.h"
+#include "worker/accesslog.h"
 #include "worker/http.h"
 #include "worker/router.h"
 #include "worker/worker.h"
@@ -59,6 +62,15 @@ close_stray_fds(const int *keep, size_t nkeep)
 	closedir(d);
 }
 
+/* If the master dies, so do we: no orphan keeps serving an old config. */
+static void
+follow_master(pid_t master)
+{
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != master)
+		_exit(1);
+}
+
 static void
 detach_from_master(const struct worker_args *a)
 {
@@ -73,10 +85,7 @@ detach_from_master(const struct worker_args *a)
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGTTIN, SIG_IGN);
 	signal(SIGTTOU, SIG_IGN);
-	/* If the master dies, so do we: no orphan keeps serving an old config. */
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	if (getppid() != a->master)
-		_exit(1);
+	follow_master(a->master);
 	keep[n++] = a->ipc_fd;
 	keep[n++] = log_fd();
 	for (size_t i = 0; i < a->nfds && n < sizeof(keep) / sizeof(keep[0]); i++)
@@ -102,6 +111,54 @@ raise_nofile(long long want)
 		    (unsigned long long)rl.rlim_cur, strerror(errno));
 }
 
+/*
+ * Started as root with "user" set: become that user for good. The master
+ * stays root (it binds on reload); a worker that could get root back is a
+ * bug, so it checks and refuses to run.
+ */
+static int
+drop_privileges(const struct config *cfg)
+{
+	struct passwd *pw;
+	struct group *gr;
+	gid_t gid;
+
+	if (cfg->user == NULL || geteuid() != 0)
+		return 0;
+	if ((pw = getpwnam(cfg->user)) == NULL) {
+		log_error("user %s: no such user", cfg->user);
+		return -1;
+	}
+	gid = pw->pw_gid;
+	if (cfg->group != NULL) {
+		if ((gr = getgrnam(cfg->group)) == NULL) {
+			log_error("group %s: no such group", cfg->group);
+			return -1;
+		}
+		gid = gr->gr_gid;
+	}
+	if (initgroups(pw->pw_name, gid) == -1 || setgid(gid) == -1 ||
+	    setuid(pw->pw_uid) == -1) {
+		log_error("cannot become %s: %s", cfg->user, strerror(errno));
+		return -1;
+	}
+	if (pw->pw_uid != 0 && (setuid(0) != -1 || seteuid(0) != -1)) {
+		log_error("could get root back after becoming %s: refusing to run", cfg->user);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+reopen_logs(void)
+{
+	if (log_reopen() == -1)
+		log_error("cannot reopen the error log: %s", strerror(errno));
+	if (accesslog_reopen() == -1)
+		log_error("cannot reopen the access log %s: %s", W.args->cfg->access_log,
+		    strerror(errno));
+}
+
 static void
 drained(void *arg)
 {
@@ -124,13 +181,6 @@ shutdown_worker(int fast)
 	http_server_stop_accepting(W.http);
 	if (http_drain(W.base, drained, NULL) == -1)
 		shutdown_worker(1);
-}
-
-static void
-reopen_logs(void)
-{
-	if (log_reopen() == -1)
-		log_error("cannot reopen the error log: %s", strerror(errno));
 }
 
 static void
@@ -235,6 +285,7 @@ teardown(void)
 	router_free(W.router);
 	if (W.base != NULL)
 		event_base_free(W.base);
+	accesslog_close();
 	log_close();
 }
 
@@ -252,6 +303,16 @@ worker_run(const struct worker_args *a)
 	log_set_role(role);
 	detach_from_master(a);
 	raise_nofile(a->cfg->worker_rlimit_nofile);
+	/* Opened before dropping privileges, as the master made them ours. */
+	if (accesslog_open(a->cfg->access_log, a->cfg->access_log_json ?
+	    ACCESSLOG_JSON : ACCESSLOG_COMBINED) == -1) {
+		log_error("cannot open the access log %s: %s", a->cfg->access_log,
+		    strerror(errno));
+		exit(1);
+	}
+	if (drop_privileges(a->cfg) == -1)
+		exit(1);
+	follow_master(a->master);    /* a credential change cleared it */
 	if (setup_loop(a) == -1) {
 		log_error("cannot start: %s", strerror(errno));
 		exit(1);

@@ -1,0 +1,140 @@
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "worker/accesslog.h"
+
+static int fd = -1;
+static char *target;                 /* NULL for stderr */
+static enum accesslog_format format;
+
+int
+accesslog_format_parse(const char *name, enum accesslog_format *out)
+{
+	if (strcmp(name, "combined") == 0)
+		*out = ACCESSLOG_COMBINED;
+	else if (strcmp(name, "json") == 0)
+		*out = ACCESSLOG_JSON;
+	else
+		return -1;
+	return 0;
+}
+
+int
+accesslog_open(const char *path, enum accesslog_format fmt)
+{
+	accesslog_close();
+	format = fmt;
+	if (path == NULL || strcmp(path, "off") == 0)
+		return 0;
+	if (strcmp(path, "stderr") == 0) {
+		fd = STDERR_FILENO;
+		return 0;
+	}
+	if ((target = strdup(path)) == NULL)
+		return -1;
+	if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) == -1) {
+		free(target);
+		target = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+int
+accesslog_reopen(void)
+{
+	int nfd;
+
+	if (target == NULL)
+		return 0;
+	if ((nfd = open(target, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) == -1)
+		return -1;
+	close(fd);
+	fd = nfd;
+	return 0;
+}
+
+void
+accesslog_close(void)
+{
+	if (fd > STDERR_FILENO)
+		close(fd);
+	fd = -1;
+	free(target);
+	target = NULL;
+}
+
+int
+accesslog_enabled(void)
+{
+	return fd != -1;
+}
+
+/* Copies s into buf for a quoted field: quotes, backslashes, controls escaped. */
+static size_t
+escape(char *buf, size_t len, const char *s, int json)
+{
+	size_t n = 0;
+
+	for (; *s != '\0' && n + 7 < len; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			n += (size_t)snprintf(buf + n, len - n, "\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			n += (size_t)snprintf(buf + n, len - n, json ? "\\u%04x" : "\\x%02x", c);
+		else
+			buf[n++] = (char)c;
+	}
+	buf[n] = '\0';
+	return n;
+}
+
+void
+accesslog_write(const struct access_entry *e)
+{
+	char line[4096 + 512], uri[4096], when[64];
+	struct timeval tv;
+	struct tm tm;
+	int n;
+
+	if (fd == -1)
+		return;
+	gettimeofday(&tv, NULL);
+	escape(uri, sizeof(uri), e->uri, format == ACCESSLOG_JSON);
+	if (format == ACCESSLOG_JSON) {
+		gmtime_r(&tv.tv_sec, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+		n = snprintf(line, sizeof(line), "{\"time\":\"%s.%03ldZ\",\"client\":\"%s\","
+		    "\"method\":\"%s\",\"path\":\"%s\",\"status\":%d,\"bytes\":%llu,"
+		    "\"duration_us\":%llu,\"service\":%s%s%s,\"pid\":%ld}\n",
+		    when, (long)tv.tv_usec / 1000, e->client, e->method, uri, e->status,
+		    (unsigned long long)e->bytes, (unsigned long long)e->duration_us,
+		    e->service ? "\"" : "", e->service ? e->service : "null",
+		    e->service ? "\"" : "", (long)getpid());
+	} else {
+		localtime_r(&tv.tv_sec, &tm);
+		strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S %z", &tm);
+		n = snprintf(line, sizeof(line), "%s - - [%s] \"%s %s HTTP/1.1\" %d %llu "
+		    "\"-\" \"-\" %lluus %s %ld\n", e->client, when, e->method, uri, e->status,
+		    (unsigned long long)e->bytes, (unsigned long long)e->duration_us,
+		    e->service ? e->service : "-", (long)getpid());
+	}
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line)) {
+		n = sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
+	/* One write per line: O_APPEND keeps the workers' lines whole. */
+	if (write(fd, line, (size_t)n) < 0) {
+		/* a full disk must not stop serving */
+	}
+}
