@@ -173,6 +173,10 @@ add_listen(struct config *cfg, const char *text, const char *path, char *err, si
 			return -1;
 		}
 	}
+	if (cfg->nlisten == CONFIG_MAX_LISTEN) {
+		snprintf(err, errlen, "%s: at most %d addresses", path, CONFIG_MAX_LISTEN);
+		return -1;
+	}
 	a = realloc(cfg->listen, (cfg->nlisten + 1) * sizeof(*a));
 	if (a == NULL) {
 		snprintf(err, errlen, "out of memory");

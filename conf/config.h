@@ -16,6 +16,8 @@
 
 struct service;
 
+#define CONFIG_MAX_LISTEN 64         /* listen addresses, each a socket per slot */
+
 struct route_conf {
 	char *prefix;
 	size_t prefix_len;

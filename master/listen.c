@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,8 @@ bind_one(const struct listen_addr *la, int slot, char *err, size_t errlen)
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) == -1 ||
 	    (ss.ss_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) == -1) ||
+	    /* Wake a worker only once the request has arrived (nginx's "deferred"). */
+	    setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &on, sizeof(on)) == -1 ||
 	    bind(fd, (struct sockaddr *)&ss, sslen) == -1 ||
 	    listen(fd, BACKLOG) == -1) {
 		snprintf(err, errlen, "listen %s: %s", la->text, strerror(errno));

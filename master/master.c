@@ -40,7 +40,7 @@
 #include "worker/worker.h"
 
 #define FAST_STOP_KILL_MS 2000   /* SIGTERM, then SIGKILL after this */
-#define MAX_LISTEN_PER_SLOT 64
+#define MAX_LISTEN_PER_SLOT CONFIG_MAX_LISTEN
 
 struct generation {
 	long id;
@@ -641,10 +641,10 @@ resize(int delta)
 static void
 master_cycle(void)
 {
-	if (M.sig_child) {
-		M.sig_child = 0;
-		reap();
-	}
+	/*
+	 * Stop requests first: a Ctrl-C reaches the workers too, and their
+	 * deaths must not be taken for crashes to restart.
+	 */
 	if (M.sig_terminate) {
 		M.sig_terminate = 0;
 		if (M.stopping != IPC_SHUTDOWN_FAST + 1) {
@@ -658,6 +658,10 @@ master_cycle(void)
 			log_info("graceful shutdown");
 			stop_all(IPC_SHUTDOWN_GRACEFUL);
 		}
+	}
+	if (M.sig_child) {
+		M.sig_child = 0;
+		reap();
 	}
 	if (M.stopping)
 		return;      /* a stopping master starts nothing new */

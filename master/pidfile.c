@@ -25,9 +25,10 @@ pidfile_create(const char *path, char *err, size_t errlen)
 	}
 	/* The lock, not the file's existence, says that a master is running. */
 	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		char why[256];
 		pid_t other;
 		int e = errno;
-		other = pidfile_read(path, buf, sizeof(buf));
+		other = pidfile_read(path, why, sizeof(why));
 		if (e == EWOULDBLOCK)
 			snprintf(err, errlen, "pid file %s is locked: clusterd is already "
 			    "running (pid %ld)", path, (long)other);

@@ -66,23 +66,45 @@ like(json_decode($body)->{error}{message}, qr/0 to 60000/, '400 says the range')
 ($st) = $c->get('/dummy/other');
 is($st, 404, 'unknown dummy subpath is 404');
 
-# Limits: headers over max_header_bytes are refused (by evhttp itself, which
-# answers 400 with its own HTML body: see the README's known limitations).
-($st, $h) = $c->get('/dummy', headers => 'X-Big: ' . ('a' x 2000) . "\r\n");
-is($st, 400, 'oversized headers are refused');
+# Limits and bad input: JSON errors, then the connection closes.
+($st, $h, $body) = $c->get('/dummy', headers => 'X-Big: ' . ('a' x 2000) . "\r\n");
+is($st, 431, 'headers over max_header_bytes are 431');
+is(json_decode($body)->{error}{code}, 'headers_too_large', 'as a JSON error');
 is($h->{connection}, 'close', 'and the connection is closed');
 ($st) = $c->get('/dummy', headers => 'X-Small: ' . ('a' x 500) . "\r\n");
 is($st, 200, 'headers under the limit pass');
-
-# Garbage is a 400, not a crash.
+($st, undef, $body) = $c->get('/' . ('x' x 1100));
+is($st, 431, 'a request line over the limit is 431');
+($st, $h, $body) = $c->get('/dummy', headers => "Content-Length: 2000000\r\n");
+is($st, 413, 'a body over max_body_bytes is 413, before it is sent');
+is(json_decode($body)->{error}{code}, 'too_large', 'as a JSON error');
+for my $raw ("NONSENSE\r\n\r\n", "GET /dummy HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n",
+    "GET * HTTP/1.1\r\nHost: t\r\n\r\n") {
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $c->port) or die;
+    print $s $raw;
+    my $resp = Clusterd::read_response($s);
+    (my $name = $raw) =~ s/\r\n.*//s;
+    is($resp && $resp->[0], 400, "malformed input is 400: $name");
+    ok($resp && json_decode($resp->[2]) && json_decode($resp->[2])->{error}{status} == 400,
+        '  ... as a JSON error');
+}
 {
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $c->port) or die;
-    print $s "NONSENSE\r\n\r\n";
+    print $s "GET /dummy HTTP/2.0\r\n\r\n";
     my $resp = Clusterd::read_response($s);
-    is($resp && $resp->[0], 400, 'a malformed request line is 400');
+    is($resp && $resp->[0], 505, 'HTTP/2.0 over HTTP/1 framing is 505');
+}
+# HTTP/1.0: no keep-alive unless asked for; absolute-form targets.
+{
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $c->port) or die;
+    print $s "GET http://example/dummy HTTP/1.0\r\n\r\n";
+    local $/;
+    my $raw = <$s>;
+    like($raw, qr{^HTTP/1\.1 200 .*\r\nConnection: close\r\n.*"service":"dummy"}s,
+        'HTTP/1.0 with an absolute-form target: answered, then closed');
 }
 
-# Keep-alive: several requests on one connection.
+# Keep-alive: several requests on one connection, even split byte by byte.
 {
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $c->port) or die;
     my $n = 0;
@@ -92,6 +114,14 @@ is($st, 200, 'headers under the limit pass');
         $n++ if $r && $r->[0] == 200;
     }
     is($n, 5, 'five requests on one keep-alive connection');
+    $s->autoflush(1);
+    print $s $_ for split //, "GET /dummy HTTP/1.1\r\nHost: t\r\n\r\n";
+    my $r = Clusterd::read_response($s);
+    is($r && $r->[0], 200, 'a request sent one byte at a time');
+    # Chunked request body on a GET is read and ignored.
+    print $s "GET /dummy HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+    $r = Clusterd::read_response($s);
+    is($r && $r->[0], 200, 'a chunked request body is consumed');
     # Pipelined: two requests in one write, two answers in order.
     print $s "GET /dummy HTTP/1.1\r\nHost: t\r\n\r\nGET /dummy/delay?ms=1 HTTP/1.1\r\nHost: t\r\n\r\n";
     my $r1 = Clusterd::read_response($s);

@@ -122,6 +122,15 @@ main(void)
 	    "routes[0].uri: unknown key", "an option the service does not take");
 
 	{
+		char text[8192];
+		size_t n = (size_t)snprintf(text, sizeof(text), "{\"listen\":[");
+		for (int i = 0; i < 65; i++)
+			n += (size_t)snprintf(text + n, sizeof(text) - n, "%s\"127.0.0.1:%d\"",
+			    i ? "," : "", 1000 + i);
+		snprintf(text + n, sizeof(text) - n, "],\"routes\":[{\"prefix\":\"/d\",\"service\":\"dummy\"}]}");
+		bad(text, "listen[64]: at most 64 addresses", "more than 64 addresses");
+	}
+	{
 		int w;
 		ok(config_workers_parse("auto", &w) == 0 && w == -1, "-w auto");
 		ok(config_workers_parse("4", &w) == 0 && w == 4, "-w 4");

@@ -122,8 +122,9 @@ accesslog_write(const struct access_entry *e)
 	} else {
 		localtime_r(&tv.tv_sec, &tm);
 		strftime(when, sizeof(when), "%d/%b/%Y:%H:%M:%S %z", &tm);
-		n = snprintf(line, sizeof(line), "%s - - [%s] \"%s %s HTTP/1.1\" %d %llu "
-		    "\"-\" \"-\" %lluus %s %ld\n", e->client, when, e->method, uri, e->status,
+		n = snprintf(line, sizeof(line), "%s - - [%s] \"%s %s %s\" %d %llu "
+		    "\"-\" \"-\" %lluus %s %ld\n", e->client, when, e->method, uri, e->protocol,
+		    e->status,
 		    (unsigned long long)e->bytes, (unsigned long long)e->duration_us,
 		    e->service ? e->service : "-", (long)getpid());
 	}

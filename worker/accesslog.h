@@ -16,6 +16,7 @@ struct access_entry {
 	const char *client;
 	const char *method;
 	const char *uri;             /* the request target as sent */
+	const char *protocol;        /* "HTTP/1.1" */
 	int status;
 	uint64_t bytes;
 	uint64_t duration_us;

@@ -172,7 +172,7 @@ dummy_shutdown(void *state)
 const struct service dummy_service = {
 	.name = "dummy",
 	.keys = dummy_keys,
-	.methods = HTTP_GET | HTTP_HEAD,
+	.methods = HTTP_M_GET | HTTP_M_HEAD,
 	.allow = "GET, HEAD",
 	.configure = dummy_configure,
 	.conf_free = dummy_conf_free,

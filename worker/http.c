@@ -1,77 +1,121 @@
+/*
+ * The HTTP/1.1 server of a worker.
+ *
+ * Each connection is a non-blocking socket with one read event and one
+ * write event on the worker's loop. A read goes into one buffer shared by
+ * the whole worker and is parsed at once by http_parser (Node's C parser),
+ * which copes with requests split across reads; pipelined requests are
+ * answered in order, one at a time. Replies are appended to the
+ * connection's output buffer and written with one writev() once all the
+ * input at hand is processed, so a keep-alive request costs one read() and
+ * one write(), as in nginx. The write event is only armed when the kernel
+ * buffer is full.
+ *
+ * A connection is IDLE (between requests), READING (a request has begun)
+ * or in SERVICE (a service holds its request). While in SERVICE, further
+ * input is kept aside until the reply is done. If the connection dies while
+ * a service holds the request, the request is "gone": the service's reply
+ * then only frees it.
+ */
 #include "config.h"
 
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/queue.h>
-#include <sys/time.h>
 #include <sys/socket.h>
-#include <dirent.h>
-#include <netinet/in.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
 
-#include <event2/bufferevent.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
+#include <http_parser.h>
 
 #include "common/log.h"
 #include "worker/accesslog.h"
 #include "worker/http.h"
 
-/*
- * Our side of a request. evhttp owns the evhttp_request; we own this, and
- * services hold a pointer to it until they reply.
- *
- * A request is "in flight" from dispatch until evhttp has written the last
- * byte of its reply (on_complete) or its connection went away (on_close),
- * whichever comes first. If the connection goes away before the service
- * replied, evhttp detaches the request instead of freeing it; the service's
- * reply then just frees it. A server connection carries at most one
- * request at a time, so its close callback names the request in flight.
- */
-struct http_req {
-	struct evhttp_request *ev;
-	struct evhttp_connection *evcon;   /* NULL once the connection is gone */
-	const char *service;               /* for the access log; NULL: router */
-	struct timeval start;
-	int status;
-	uint64_t bytes;                    /* body bytes handed to evhttp */
-	int replied;                       /* the service has finished */
-	int completed;                     /* evhttp wrote the whole reply */
-	int in_flight;                     /* on inflight_list */
-	char client[64];                   /* for the access log */
-	char *uri;
-	TAILQ_ENTRY(http_req) link;
+#define READ_BUF_SIZE (64 * 1024)
+#define PENDING_MAX (256 * 1024)     /* pipelined input kept behind a request */
+#define ACCEPT_BATCH 64
+#define ACCEPT_PAUSE_MS 100          /* out of descriptors: wait before accepting */
+#define EXTRA_HEADERS 256
+
+enum cstate { C_IDLE, C_READING, C_SERVICE };
+enum ctimer { T_NONE, T_READ, T_KEEPALIVE };
+
+struct conn {
+	struct http_server *srv;
+	int fd;
+	struct event *rev, *wev;
+	http_parser parser;
+	struct evbuffer *out;
+	char *pending;               /* input that arrived behind a request in service */
+	size_t pending_len;
+	struct http_req *req;        /* being read, or in service */
+	enum cstate state;
+	enum ctimer timer;
+	int fresh;                   /* no byte received yet */
+	int close_after;             /* close once the output is written */
+	int read_closed;             /* end of file, or no further request wanted */
+	int busy;                    /* inside one of our callbacks: defer the free */
+	int dead;                    /* closed while busy */
+	size_t header_bytes;
+	uint64_t body_bytes;
+	int limit_status;            /* 413 or 431 found by a parser callback */
+	char hname[16];              /* the current header name, if short */
+	size_t hname_len;
+	int in_value, expect_continue;
+	struct sockaddr_storage peer;
+	TAILQ_ENTRY(conn) link;
 };
 
-static TAILQ_HEAD(, http_req) inflight_list = TAILQ_HEAD_INITIALIZER(inflight_list);
-static size_t inflight_count;
-static uint64_t served;
-static const struct limits_conf *limits;
+struct http_req {
+	struct conn *conn;           /* NULL once the connection is gone */
+	enum http_verb method;
+	unsigned method_code;        /* http_parser's, for the access log */
+	char *url;
+	size_t url_len, url_cap;
+	const char *path, *query;    /* into url, once split */
+	int keep_alive, http10, head;
+	int streaming;
+	char extra[EXTRA_HEADERS];   /* headers a service added */
+	size_t extra_len;
+	const char *service;
+	struct timeval start;
+	int status;
+	uint64_t bytes;
+	char client[INET6_ADDRSTRLEN];
+};
 
-/*
- * A graceful drain must not close a connection that was accepted but has
- * not sent its first request yet: its client has no reason to retry, so
- * closing it would fail a request. evhttp does not list its connections,
- * so we remember which descriptors have carried a request (set when a
- * request is dispatched, cleared when evhttp frees the connection); any
- * other TCP socket on one of our listening ports is such a fresh
- * connection, and the drain waits for it to send its request or to time
- * out. Idle keep-alive connections are closed: their clients retry.
- */
-static uint8_t *used_fds;           /* one byte per descriptor number */
-static size_t nused_fds;
-static uint16_t listen_ports[64];
-static size_t nlisten_ports;
-
-#define DRAIN_POLL_MS 10
-
-static struct {
-	int active;
-	struct event *timer;
-	void (*done)(void *);
+struct http_server {
+	struct event_base *base;
+	const struct limits_conf *lim;
+	http_handler handler;
 	void *arg;
-} drain;
+	struct event **lev;
+	size_t nlev;
+	struct event *accept_resume;
+	TAILQ_HEAD(, conn) conns;
+	size_t nconns;
+	const struct timeval *read_tv, *keepalive_tv;
+	int draining;
+	void (*drain_done)(void *);
+	void *drain_arg;
+	struct event *drain_ev;
+};
+
+static char read_buf[READ_BUF_SIZE];
+static uint64_t served;
+static size_t in_flight;
+
+static void conn_close(struct conn *c);
+static void process(struct conn *c, const char *data, size_t len);
 
 uint64_t
 http_requests_served(void)
@@ -82,354 +126,51 @@ http_requests_served(void)
 size_t
 http_in_flight(void)
 {
-	return inflight_count;
+	return in_flight;
 }
 
+/* ---- timers ---- */
+
 static void
-mark_fd(int fd, uint8_t used)
+set_timer(struct conn *c, enum ctimer t)
 {
-	if (fd < 0)
+	const struct timeval *tv = t == T_READ ? c->srv->read_tv :
+	    t == T_KEEPALIVE ? c->srv->keepalive_tv : NULL;
+
+	if (c->timer == t || c->read_closed)
 		return;
-	if ((size_t)fd >= nused_fds) {
-		size_t n = (size_t)fd * 2 + 64;
-		uint8_t *grown = realloc(used_fds, n);
-		if (grown == NULL)
-			return;
-		memset(grown + nused_fds, 0, n - nused_fds);
-		used_fds = grown;
-		nused_fds = n;
-	}
-	used_fds[fd] = used;
+	c->timer = t;
+	event_add(c->rev, tv);
 }
 
-static uint16_t
-local_port(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) == -1)
-		return 0;
-	if (ss.ss_family == AF_INET)
-		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	if (ss.ss_family == AF_INET6)
-		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	return 0;
-}
-
-/* Is fd a connection accepted on one of our ports that never sent a request? */
-static int
-is_fresh_connection(int fd)
-{
-	int listening = 0, type = 0;
-	socklen_t len = sizeof(listening);
-	uint16_t port;
-
-	if ((size_t)fd < nused_fds && used_fds[fd])
-		return 0;
-	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == -1 || type != SOCK_STREAM)
-		return 0;
-	len = sizeof(listening);
-	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == -1 || listening)
-		return 0;
-	port = local_port(fd);
-	for (size_t i = 0; i < nlisten_ports; i++)
-		if (port != 0 && port == listen_ports[i])
-			return 1;
-	return 0;
-}
-
-static int
-fresh_connections(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (d == NULL)
-		return 0;
-	while ((e = readdir(d)) != NULL && n == 0) {
-		int fd = atoi(e->d_name);
-		if (e->d_name[0] != '.' && fd != dirfd(d))
-			n += is_fresh_connection(fd);
-	}
-	closedir(d);
-	return n;
-}
-
-/* Runs from the loop: done() once nothing is in flight and no client waits. */
-static void
-drain_poll(evutil_socket_t fd, short what, void *arg)
-{
-	struct timeval tv = { 0, DRAIN_POLL_MS * 1000 };
-
-	(void)fd;
-	(void)what;
-	(void)arg;
-	if (inflight_count > 0 || fresh_connections() > 0) {
-		evtimer_add(drain.timer, &tv);
-		return;
-	}
-	event_free(drain.timer);
-	drain.timer = NULL;
-	drain.done(drain.arg);
-}
-
-int
-http_drain(struct event_base *base, void (*done)(void *), void *arg)
-{
-	struct timeval now = { 0, 0 };
-
-	if (drain.active)
-		return 0;
-	if ((drain.timer = evtimer_new(base, drain_poll, NULL)) == NULL)
-		return -1;
-	drain.active = 1;
-	drain.done = done;
-	drain.arg = arg;
-	evtimer_add(drain.timer, &now);
-	return 0;
-}
-
-static void
-set_timeout(struct evhttp_connection *evcon, long long ms)
-{
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
-
-	evhttp_connection_set_timeout_tv(evcon, &tv);
-}
-
-static int
-conn_fd(struct evhttp_connection *evcon)
-{
-	return bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
-}
-
-static void
-leave_flight(struct http_req *r)
-{
-	if (!r->in_flight)
-		return;
-	TAILQ_REMOVE(&inflight_list, r, link);
-	r->in_flight = 0;
-	inflight_count--;
-}
-
-static void on_close(struct evhttp_connection *evcon, void *arg);
-
-static const char *
-method_name(enum evhttp_cmd_type cmd)
-{
-	switch (cmd) {
-	case EVHTTP_REQ_GET: return "GET";
-	case EVHTTP_REQ_HEAD: return "HEAD";
-	case EVHTTP_REQ_POST: return "POST";
-	case EVHTTP_REQ_PUT: return "PUT";
-	case EVHTTP_REQ_DELETE: return "DELETE";
-	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-	case EVHTTP_REQ_TRACE: return "TRACE";
-	case EVHTTP_REQ_CONNECT: return "CONNECT";
-	case EVHTTP_REQ_PATCH: return "PATCH";
-	default: return "-";
-	}
-}
-
-/* The request is over for us: log it and free our side. */
-static void
-finish(struct http_req *r)
-{
-	struct access_entry e;
-	struct timeval now;
-
-	leave_flight(r);
-	served++;
-	if (accesslog_enabled()) {
-		gettimeofday(&now, NULL);
-		e.client = r->client;
-		e.method = method_name(evhttp_request_get_command(r->ev));
-		e.uri = r->uri;
-		e.status = r->evcon == NULL && !r->completed ? 499 : r->status;
-		e.bytes = r->bytes;
-		e.duration_us = (uint64_t)(now.tv_sec - r->start.tv_sec) * 1000000 +
-		    (uint64_t)(now.tv_usec - r->start.tv_usec);
-		e.service = r->service;
-		accesslog_write(&e);
-	}
-	free(r->uri);
-	free(r);
-}
-
-static void
-on_complete(struct evhttp_request *req, void *arg)
-{
-	struct http_req *r = arg;
-
-	(void)req;
-	r->completed = 1;
-	if (r->evcon != NULL) {
-		/* The connection is idle now: the keep-alive timeout applies. */
-		if (limits->keepalive_timeout_ms > 0)
-			set_timeout(r->evcon, limits->keepalive_timeout_ms);
-		evhttp_connection_set_closecb(r->evcon, on_close, NULL);
-	}
-	finish(r);
-}
-
-static void
-on_close(struct evhttp_connection *evcon, void *arg)
-{
-	struct http_req *r = arg;
-
-	mark_fd(conn_fd(evcon), 0);
-	if (r == NULL)
-		return;
-	r->evcon = NULL;
-	leave_flight(r);
-	if (r->replied)         /* the reply could not be written: evhttp frees it */
-		finish(r);
-}
+/* ---- requests ---- */
 
 static struct http_req *
-request_new(struct evhttp_request *ev)
+req_new(struct conn *c)
 {
 	struct http_req *r = calloc(1, sizeof(*r));
-	struct evhttp_connection *evcon = evhttp_request_get_connection(ev);
 
 	if (r == NULL)
 		return NULL;
-	r->ev = ev;
-	r->evcon = evcon;
+	r->conn = c;
 	r->status = 200;
-	gettimeofday(&r->start, NULL);
-	if (accesslog_enabled()) {
-		char *host = NULL;
-		ev_uint16_t port = 0;
-		const char *uri = evhttp_request_get_uri(ev);
-		if (evcon != NULL)
-			evhttp_connection_get_peer(evcon, &host, &port);
-		snprintf(r->client, sizeof(r->client), "%s", host != NULL ? host : "-");
-		r->uri = strdup(uri != NULL ? uri : "-");
-	}
-	TAILQ_INSERT_TAIL(&inflight_list, r, link);
-	r->in_flight = 1;
-	inflight_count++;
-	evhttp_request_set_on_complete_cb(ev, on_complete, r);
-	if (evcon != NULL) {
-		mark_fd(conn_fd(evcon), 1);
-		evhttp_connection_set_closecb(evcon, on_close, r);
-		set_timeout(evcon, limits->read_timeout_ms);
-	}
+	if (accesslog_enabled())
+		gettimeofday(&r->start, NULL);
 	return r;
 }
 
-void
-http_req_set_service(struct http_req *req, const char *name)
-{
-	req->service = name;
-}
-
-int
-http_req_gone(const struct http_req *req)
-{
-	return req->evcon == NULL;
-}
-
-/*
- * Marks the service's part done. Returns 1 if the reply should go to
- * evhttp, 0 if the client is gone (the request is freed here).
- */
-static int
-reply_done(struct http_req *r, int status)
-{
-	r->replied = 1;
-	if (status != 0)
-		r->status = status;
-	if (r->evcon != NULL)
-		return 1;
-	evhttp_request_free(r->ev);     /* detached by evhttp: ours to free */
-	finish(r);
-	return 0;
-}
-
-enum http_method
-http_req_method(struct http_req *req)
-{
-	switch (evhttp_request_get_command(req->ev)) {
-	case EVHTTP_REQ_GET: return HTTP_GET;
-	case EVHTTP_REQ_HEAD: return HTTP_HEAD;
-	case EVHTTP_REQ_POST: return HTTP_POST;
-	case EVHTTP_REQ_PUT: return HTTP_PUT;
-	case EVHTTP_REQ_DELETE: return HTTP_DELETE;
-	case EVHTTP_REQ_OPTIONS: return HTTP_OPTIONS;
-	case EVHTTP_REQ_PATCH: return HTTP_PATCH;
-	default: return HTTP_OTHER;
-	}
-}
-
-const char *
-http_req_path(struct http_req *req)
-{
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req->ev);
-
-	return uri != NULL ? evhttp_uri_get_path(uri) : NULL;
-}
-
-void
-http_req_add_header(struct http_req *req, const char *name, const char *value)
-{
-	evhttp_add_header(evhttp_request_get_output_headers(req->ev), name, value);
-}
-
-struct http_params {
-	struct evkeyvalq q;
-};
-
-struct http_params *
-http_params_parse(struct http_req *req)
-{
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req->ev);
-	const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
-	struct http_params *p = calloc(1, sizeof(*p));
-
-	if (p == NULL)
-		return NULL;
-	TAILQ_INIT(&p->q);
-	if (query != NULL && evhttp_parse_query_str(query, &p->q) != 0) {
-		http_params_free(p);
-		return NULL;
-	}
-	return p;
-}
-
-const char *
-http_params_get(const struct http_params *p, const char *key)
-{
-	return evhttp_find_header(&p->q, key);
-}
-
-void
-http_params_free(struct http_params *p)
-{
-	if (p == NULL)
-		return;
-	evhttp_clear_headers(&p->q);
-	free(p);
-}
-
 static void
-add_common_headers(struct http_req *req, const char *type)
+req_free(struct http_req *r)
 {
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req->ev);
-
-	evhttp_add_header(h, "Content-Type", type);
-	if (drain.active || limits->keepalive_timeout_ms == 0)
-		evhttp_add_header(h, "Connection", "close");
+	free(r->url);
+	free(r);
 }
 
 static const char *
 reason(int status)
 {
 	switch (status) {
+	case 100: return "Continue";
 	case 200: return "OK";
 	case 400: return "Bad Request";
 	case 404: return "Not Found";
@@ -440,55 +181,232 @@ reason(int status)
 	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
 	case 504: return "Gateway Timeout";
-	default: return NULL;   /* evhttp picks the standard phrase */
+	case 505: return "HTTP Version Not Supported";
+	default: return "Unknown";
 	}
 }
+
+/* "Date: ...\r\n", formatted once a second. */
+static const char *
+date_header(struct event_base *base)
+{
+	static char buf[64];
+	static time_t last;
+	struct timeval tv;
+	struct tm tm;
+
+	event_base_gettimeofday_cached(base, &tv);
+	if (tv.tv_sec != last) {
+		last = tv.tv_sec;
+		gmtime_r(&last, &tm);
+		strftime(buf, sizeof(buf), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+	}
+	return buf;
+}
+
+static void
+client_name(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	const void *a = ss->ss_family == AF_INET6 ?
+	    (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr :
+	    (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+
+	if (inet_ntop(ss->ss_family, a, buf, (socklen_t)len) == NULL)
+		snprintf(buf, len, "-");
+}
+
+static const char *
+method_name(const struct http_req *r)
+{
+	return http_method_str((enum http_method)r->method_code);
+}
+
+static void
+log_access(const struct http_req *r)
+{
+	struct access_entry e;
+	struct timeval now;
+	char uri[4096];
+
+	if (!accesslog_enabled())
+		return;
+	gettimeofday(&now, NULL);
+	/* The target was split at '?' in place: join it again. */
+	if (r->path != NULL)
+		snprintf(uri, sizeof(uri), "%s%s%s", r->path, r->query ? "?" : "",
+		    r->query ? r->query : "");
+	else
+		snprintf(uri, sizeof(uri), "%s", r->url != NULL ? r->url : "-");
+	e.client = r->client;
+	e.protocol = r->http10 ? "HTTP/1.0" : "HTTP/1.1";
+	e.method = method_name(r);
+	e.uri = uri;
+	/* 499, as nginx logs it: the client went away before the answer. */
+	e.status = r->conn == NULL ? 499 : r->status;
+	e.bytes = r->bytes;
+	e.duration_us = (uint64_t)(now.tv_sec - r->start.tv_sec) * 1000000 +
+	    (uint64_t)now.tv_usec - (uint64_t)r->start.tv_usec;
+	e.service = r->service;
+	accesslog_write(&e);
+}
+
+/* The status line and headers of a reply; length < 0: chunked or until close. */
+static void
+write_head(struct conn *c, struct http_req *r, int status, long long length)
+{
+	const char *conn_hdr = "";
+
+	if (c->close_after || c->srv->draining || !r->keep_alive ||
+	    c->srv->lim->keepalive_timeout_ms == 0) {
+		c->close_after = 1;
+		conn_hdr = "Connection: close\r\n";
+	} else if (r->http10)
+		conn_hdr = "Connection: keep-alive\r\n";
+	evbuffer_add_printf(c->out, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n",
+	    status, reason(status));
+	if (length >= 0)
+		evbuffer_add_printf(c->out, "Content-Length: %lld\r\n", length);
+	else if (!r->http10)
+		evbuffer_add(c->out, "Transfer-Encoding: chunked\r\n", 28);
+	else
+		c->close_after = 1;      /* HTTP/1.0: the end of the body is the close */
+	evbuffer_add(c->out, r->extra, r->extra_len);
+	evbuffer_add_printf(c->out, "%s%s\r\n", date_header(c->srv->base), conn_hdr);
+}
+
+/* ---- connection output ---- */
+
+static void
+flush(struct conn *c)
+{
+	while (evbuffer_get_length(c->out) > 0) {
+		if (evbuffer_write(c->out, c->fd) >= 0)
+			continue;
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN) {
+			event_add(c->wev, c->srv->read_tv);
+			return;
+		}
+		conn_close(c);           /* the peer is gone */
+		return;
+	}
+	if (c->close_after && c->state != C_SERVICE)
+		conn_close(c);
+}
+
+/* Leaves a callback of ours: write what is pending, free a closed connection. */
+static void
+conn_release(struct conn *c)
+{
+	if (--c->busy > 0)
+		return;
+	if (c->dead)
+		conn_close(c);
+	else
+		flush(c);                /* may free c */
+}
+
+/*
+ * The service is done with r. Returns its connection, now ready for the
+ * next request, or NULL when the client is gone (r is freed either way).
+ */
+static struct conn *
+reply_done(struct http_req *r)
+{
+	struct conn *c = r->conn;
+
+	in_flight--;
+	served++;
+	log_access(r);
+	req_free(r);
+	if (c == NULL)
+		return NULL;
+	c->req = NULL;
+	c->state = C_IDLE;
+	return c;
+}
+
+/* Resumes a connection whose request was answered outside its own callbacks. */
+static void
+resume(struct conn *c)
+{
+	char *pending = c->pending;
+	size_t len = c->pending_len;
+
+	if (c->close_after) {
+		c->read_closed = 1;
+		return;
+	}
+	c->pending = NULL;
+	c->pending_len = 0;
+	set_timer(c, T_KEEPALIVE);
+	if (len > 0) {
+		if (!c->read_closed)
+			event_add(c->rev, c->srv->keepalive_tv);
+		process(c, pending, len);
+	}
+	free(pending);
+}
+
+/* Everything a reply writes goes through here: at most one flush per callback. */
+static struct conn *
+enter(struct http_req *r)
+{
+	struct conn *c = r->conn;
+
+	if (c != NULL)
+		c->busy++;
+	return c;
+}
+
+/* ---- replies ---- */
 
 void
 http_reply(struct http_req *req, int status, const char *body, size_t len)
 {
-	struct evhttp_request *ev = req->ev;
-	struct evbuffer *buf;
-	char clen[24];
+	struct conn *c = enter(req);
 
-	add_common_headers(req, "application/json");
-	if (http_req_method(req) == HTTP_HEAD) {
-		/* evhttp would send the body of a HEAD reply: send the length only. */
-		snprintf(clen, sizeof(clen), "%zu", len);
-		http_req_add_header(req, "Content-Length", clen);
-		len = 0;
+	req->status = status;
+	if (c != NULL) {
+		write_head(c, req, status, (long long)len);
+		if (!req->head) {
+			evbuffer_add(c->out, body, len);
+			req->bytes += len;
+		}
 	}
-	req->bytes += len;
-	/* After reply_done, req may be gone: only ev is used below. */
-	if (!reply_done(req, status))
-		return;
-	if ((buf = evbuffer_new()) != NULL)
-		evbuffer_add(buf, body, len);
-	evhttp_send_reply(ev, status, reason(status), buf);
-	if (buf != NULL)
-		evbuffer_free(buf);
+	if ((c = reply_done(req)) != NULL) {
+		if (c->busy == 1)        /* called from a timer or a thread's result */
+			resume(c);
+		conn_release(c);
+	}
 }
 
 void
 http_json_quote(struct evbuffer *buf, const char *s)
 {
+	const char *run = s;
+
 	evbuffer_add(buf, "\"", 1);
 	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			evbuffer_add_printf(buf, "\\%c", c);
-		else if (c < 0x20)
-			evbuffer_add_printf(buf, "\\u%04x", c);
+		unsigned char ch = (unsigned char)*s;
+		if (ch != '"' && ch != '\\' && ch >= 0x20)
+			continue;
+		evbuffer_add(buf, run, (size_t)(s - run));
+		if (ch == '"' || ch == '\\')
+			evbuffer_add_printf(buf, "\\%c", ch);
 		else
-			evbuffer_add(buf, s, 1);
+			evbuffer_add_printf(buf, "\\u%04x", ch);
+		run = s + 1;
 	}
+	evbuffer_add(buf, run, (size_t)(s - run));
 	evbuffer_add(buf, "\"", 1);
 }
 
 void
 http_error(struct http_req *req, int status, const char *code, const char *fmt, ...)
 {
-	char msg[1024];
+	char msg[1024], *body;
 	struct evbuffer *buf = evbuffer_new();
 	va_list ap;
 
@@ -503,139 +421,673 @@ http_error(struct http_req *req, int status, const char *code, const char *fmt, 
 	    status, code);
 	http_json_quote(buf, msg);
 	evbuffer_add(buf, "}}", 2);
-	http_reply(req, status, (const char *)evbuffer_pullup(buf, -1), evbuffer_get_length(buf));
+	body = (char *)evbuffer_pullup(buf, -1);
+	http_reply(req, status, body != NULL ? body : "{}", body != NULL ?
+	    evbuffer_get_length(buf) : 2);
 	evbuffer_free(buf);
 }
 
 void
 http_stream_start(struct http_req *req, int status)
 {
+	struct conn *c = enter(req);
+
 	req->status = status;
-	if (req->evcon == NULL)
+	req->streaming = 1;
+	if (c == NULL)
 		return;
-	add_common_headers(req, "application/json");
-	evhttp_send_reply_start(req->ev, status, reason(status));
+	write_head(c, req, status, -1);
+	conn_release(c);
 }
 
 void
 http_stream_chunk(struct http_req *req, struct evbuffer *buf)
 {
-	if (req->evcon == NULL || http_req_method(req) == HTTP_HEAD) {
-		evbuffer_drain(buf, evbuffer_get_length(buf));
+	size_t len = evbuffer_get_length(buf);
+	struct conn *c;
+
+	if (len == 0)
+		return;
+	if (req->head || (c = enter(req)) == NULL) {
+		evbuffer_drain(buf, len);
 		return;
 	}
-	req->bytes += evbuffer_get_length(buf);
-	evhttp_send_reply_chunk(req->ev, buf);
-}
-
-size_t
-http_stream_pending(struct http_req *req)
-{
-	struct bufferevent *bev;
-
-	if (req->evcon == NULL || (bev = evhttp_connection_get_bufferevent(req->evcon)) == NULL)
-		return 0;
-	return evbuffer_get_length(bufferevent_get_output(bev));
+	req->bytes += len;
+	if (!req->http10)
+		evbuffer_add_printf(c->out, "%zx\r\n", len);
+	evbuffer_add_buffer(c->out, buf);
+	if (!req->http10)
+		evbuffer_add(c->out, "\r\n", 2);
+	conn_release(c);
 }
 
 void
 http_stream_end(struct http_req *req)
 {
-	struct evhttp_request *ev = req->ev;
+	struct conn *c = enter(req);
 
-	if (reply_done(req, 0))
-		evhttp_send_reply_end(ev);
+	if (c != NULL && !req->head && !req->http10)
+		evbuffer_add(c->out, "0\r\n\r\n", 5);
+	if ((c = reply_done(req)) != NULL) {
+		if (c->busy == 1)
+			resume(c);
+		conn_release(c);
+	}
+}
+
+size_t
+http_stream_pending(struct http_req *req)
+{
+	return req->conn != NULL ? evbuffer_get_length(req->conn->out) : 0;
 }
 
 void
 http_drop(struct http_req *req)
 {
-	if (req->evcon == NULL)
-		reply_done(req, 0);
+	if (req->conn == NULL)
+		reply_done(req);
 	else
 		http_error(req, 503, "shutting_down", "the server is shutting down");
 }
 
-/* evhttp hands every request to this, and it to the router. */
-struct handler_ctx {
-	http_handler handler;
-	void *arg;
-};
-static struct handler_ctx handler_ctx;
+/* ---- request accessors ---- */
 
-static void
-on_request(struct evhttp_request *ev, void *arg)
+enum http_verb
+http_req_method(struct http_req *req)
 {
-	struct handler_ctx *h = arg;
-	struct http_req *r = request_new(ev);
-
-	if (r == NULL) {
-		evhttp_send_error(ev, 503, "Service Unavailable");
-		return;
-	}
-	h->handler(r, h->arg);
+	return req->method;
 }
 
-struct evhttp *
-http_server_new(struct event_base *base, const struct limits_conf *lim,
-    http_handler handler, void *arg)
+const char *
+http_req_path(struct http_req *req)
 {
-	struct evhttp *http = evhttp_new(base);
+	return req->path;
+}
 
-	if (http == NULL)
-		return NULL;
-	limits = lim;
-	evhttp_set_max_headers_size(http, lim->max_header_bytes);
-	evhttp_set_max_body_size(http, lim->max_body_bytes);
-	/* Until the first request arrives, a connection gets the read timeout. */
-	evhttp_set_timeout_tv(http, &(struct timeval){ .tv_sec = lim->read_timeout_ms / 1000,
-	    .tv_usec = (lim->read_timeout_ms % 1000) * 1000 });
-	/* Accept every method, so that the router answers 405 in JSON itself. */
-	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-	    EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
-	    EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-	handler_ctx = (struct handler_ctx){ handler, arg };
-	evhttp_set_gencb(http, on_request, &handler_ctx);
-	return http;
+const char *
+http_req_query(struct http_req *req)
+{
+	return req->query;
+}
+
+void
+http_req_add_header(struct http_req *req, const char *name, const char *value)
+{
+	int n = snprintf(req->extra + req->extra_len, sizeof(req->extra) - req->extra_len,
+	    "%s: %s\r\n", name, value);
+
+	if (n > 0 && req->extra_len + (size_t)n < sizeof(req->extra))
+		req->extra_len += (size_t)n;
+	else
+		req->extra[req->extra_len] = '\0';   /* too long: dropped whole */
+}
+
+void
+http_req_set_service(struct http_req *req, const char *name)
+{
+	req->service = name;
 }
 
 int
-http_server_listen(struct evhttp *http, const int *fds, size_t nfds)
+http_req_gone(const struct http_req *req)
 {
-	for (size_t i = 0; i < nfds; i++) {
-		if (nlisten_ports < sizeof(listen_ports) / sizeof(listen_ports[0]))
-			listen_ports[nlisten_ports++] = local_port(fds[i]);
-		if (evhttp_accept_socket_with_handle(http, fds[i]) == NULL) {
-			log_error("cannot accept on socket %d", fds[i]);
-			return -1;
-		}
+	return req->conn == NULL;
+}
+
+/* ---- parsing ---- */
+
+static struct conn *
+conn_of(http_parser *p)
+{
+	return p->data;
+}
+
+/* Counts request-line and header bytes against max_header_bytes. */
+static int
+count_header(struct conn *c, size_t n)
+{
+	c->header_bytes += n;
+	if (c->header_bytes > (size_t)c->srv->lim->max_header_bytes) {
+		c->limit_status = 431;
+		return -1;
 	}
 	return 0;
 }
 
-static void
-first_bound(struct evhttp_bound_socket *bound, void *arg)
+static int
+on_message_begin(http_parser *p)
 {
-	struct evhttp_bound_socket **first = arg;
+	struct conn *c = conn_of(p);
 
-	if (*first == NULL)
-		*first = bound;
+	if ((c->req = req_new(c)) == NULL)
+		return -1;
+	c->state = C_READING;
+	c->fresh = 0;
+	c->header_bytes = 0;
+	c->body_bytes = 0;
+	c->hname_len = 0;
+	c->in_value = 0;
+	c->expect_continue = 0;
+	return 0;
+}
+
+static int
+on_url(http_parser *p, const char *at, size_t len)
+{
+	struct conn *c = conn_of(p);
+	struct http_req *r = c->req;
+
+	if (count_header(c, len) == -1)
+		return -1;
+	if (r->url_len + len + 1 > r->url_cap) {
+		size_t cap = r->url_cap ? r->url_cap * 2 : 128;
+		char *grown;
+		while (cap < r->url_len + len + 1)
+			cap *= 2;
+		if ((grown = realloc(r->url, cap)) == NULL)
+			return -1;
+		r->url = grown;
+		r->url_cap = cap;
+	}
+	memcpy(r->url + r->url_len, at, len);
+	r->url_len += len;
+	r->url[r->url_len] = '\0';
+	return 0;
+}
+
+static int
+on_header_field(http_parser *p, const char *at, size_t len)
+{
+	struct conn *c = conn_of(p);
+
+	if (c->in_value) {           /* a new header begins */
+		c->in_value = 0;
+		c->hname_len = 0;
+	}
+	if (c->hname_len + len < sizeof(c->hname))
+		memcpy(c->hname + c->hname_len, at, len);
+	c->hname_len += len;
+	return count_header(c, len + 4);     /* ": " and CRLF */
+}
+
+static int
+on_header_value(http_parser *p, const char *at, size_t len)
+{
+	struct conn *c = conn_of(p);
+
+	c->in_value = 1;
+	if (c->hname_len == 6 && strncasecmp(c->hname, "expect", 6) == 0 &&
+	    len >= 12 && strncasecmp(at, "100-continue", 12) == 0)
+		c->expect_continue = 1;
+	return count_header(c, len);
+}
+
+static enum http_verb
+verb(unsigned method)
+{
+	switch (method) {
+	case HTTP_GET: return HTTP_M_GET;
+	case HTTP_HEAD: return HTTP_M_HEAD;
+	case HTTP_POST: return HTTP_M_POST;
+	case HTTP_PUT: return HTTP_M_PUT;
+	case HTTP_DELETE: return HTTP_M_DELETE;
+	case HTTP_OPTIONS: return HTTP_M_OPTIONS;
+	case HTTP_PATCH: return HTTP_M_PATCH;
+	default: return HTTP_M_OTHER;
+	}
+}
+
+static int
+on_headers_complete(http_parser *p)
+{
+	struct conn *c = conn_of(p);
+	struct http_req *r = c->req;
+
+	r->method_code = p->method;
+	r->method = verb(p->method);
+	r->head = p->method == HTTP_HEAD;
+	r->http10 = p->http_major == 1 && p->http_minor == 0;
+	if (p->http_major != 1) {
+		c->limit_status = 505;
+		return -1;
+	}
+	if ((p->flags & F_CONTENTLENGTH) &&
+	    p->content_length > (uint64_t)c->srv->lim->max_body_bytes) {
+		c->limit_status = 413;
+		return -1;
+	}
+	/* A client that waits for our go-ahead before sending a body gets it. */
+	if (c->expect_continue && !r->http10)
+		evbuffer_add(c->out, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	return 0;
+}
+
+static int
+on_body(http_parser *p, const char *at, size_t len)
+{
+	struct conn *c = conn_of(p);
+
+	(void)at;                    /* no service takes a body yet */
+	c->body_bytes += len;
+	if (c->body_bytes > (uint64_t)c->srv->lim->max_body_bytes) {
+		c->limit_status = 413;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+on_message_complete(http_parser *p)
+{
+	/* One request at a time: the loop in process() takes it from here. */
+	http_parser_pause(p, 1);
+	return 0;
+}
+
+static const http_parser_settings parser_settings = {
+	.on_message_begin = on_message_begin,
+	.on_url = on_url,
+	.on_header_field = on_header_field,
+	.on_header_value = on_header_value,
+	.on_headers_complete = on_headers_complete,
+	.on_body = on_body,
+	.on_message_complete = on_message_complete,
+};
+
+/* Splits the request target into path and query; 0, or -1 if it has no path. */
+static int
+split_target(struct http_req *r)
+{
+	char *t = r->url, *q;
+
+	if (t == NULL)
+		return -1;
+	/* absolute-form, "http://host/path": the path starts at the third '/' */
+	if (strncasecmp(t, "http://", 7) == 0 || strncasecmp(t, "https://", 8) == 0) {
+		t = strchr(t + 8 - (t[4] == ':'), '/');
+		if (t == NULL)
+			return -1;
+	}
+	if (t[0] != '/')
+		return -1;
+	if ((q = strchr(t, '?')) != NULL) {
+		*q = '\0';
+		r->query = q + 1;
+	}
+	if ((q = strchr(t, '#')) != NULL)
+		*q = '\0';
+	r->path = t;
+	return 0;
+}
+
+static void
+dispatch(struct conn *c)
+{
+	struct http_req *r = c->req;
+
+	c->state = C_SERVICE;
+	in_flight++;
+	r->keep_alive = http_should_keep_alive(&c->parser);
+	if (accesslog_enabled())
+		client_name(&c->peer, r->client, sizeof(r->client));
+	if (split_target(r) == -1) {
+		c->close_after = 1;
+		http_error(r, 400, "bad_request", "the request target must be an absolute path");
+		return;
+	}
+	c->srv->handler(r, c->srv->arg);
+}
+
+/* Answers input the parser refused, then closes the connection. */
+static void
+bad_input(struct conn *c, enum http_errno e)
+{
+	struct http_req *r = c->req;
+	int status = c->limit_status ? c->limit_status :
+	    e == HPE_HEADER_OVERFLOW ? 431 : 400;
+
+	if (r == NULL && (r = c->req = req_new(c)) == NULL) {
+		conn_close(c);
+		return;
+	}
+	r->method_code = c->parser.method;
+	c->state = C_SERVICE;
+	c->close_after = 1;
+	c->read_closed = 1;
+	event_del(c->rev);
+	in_flight++;
+	if (accesslog_enabled())
+		client_name(&c->peer, r->client, sizeof(r->client));
+	if (status == 413)
+		http_error(r, 413, "too_large", "the request body exceeds %lld bytes",
+		    c->srv->lim->max_body_bytes);
+	else if (status == 505)
+		http_error(r, 505, "version_not_supported", "only HTTP/1.0 and HTTP/1.1 are served");
+	else if (status == 431)
+		http_error(r, 431, "headers_too_large",
+		    "the request line and headers exceed %lld bytes",
+		    c->srv->lim->max_header_bytes);
+	else
+		http_error(r, 400, "bad_request", "malformed request: %s",
+		    http_errno_description(e));
+}
+
+static void
+keep_pending(struct conn *c, const char *data, size_t len)
+{
+	char *grown = realloc(c->pending, c->pending_len + len);
+
+	if (grown == NULL) {
+		conn_close(c);
+		return;
+	}
+	memcpy(grown + c->pending_len, data, len);
+	c->pending = grown;
+	c->pending_len += len;
+	/* A client that pipelines without end waits until we catch up. */
+	if (c->pending_len > PENDING_MAX)
+		event_del(c->rev);
+}
+
+/* Parses data, answering each complete request before parsing the next. */
+static void
+process(struct conn *c, const char *data, size_t len)
+{
+	while (len > 0 && !c->dead && !c->close_after) {
+		size_t n;
+		enum http_errno e;
+
+		if (c->state == C_SERVICE) {
+			keep_pending(c, data, len);
+			return;
+		}
+		n = http_parser_execute(&c->parser, &parser_settings, data, len);
+		e = HTTP_PARSER_ERRNO(&c->parser);
+		data += n;
+		len -= n;
+		if (e == HPE_PAUSED) {
+			http_parser_pause(&c->parser, 0);
+			dispatch(c);
+		} else if (e != HPE_OK) {
+			bad_input(c, e);
+			return;
+		}
+	}
+	/* Idle between requests: keepalive; a request under way: read; in service: none. */
+	if (!c->dead)
+		set_timer(c, c->state == C_SERVICE ? T_NONE :
+		    c->state == C_READING ? T_READ : T_KEEPALIVE);
+}
+
+/* ---- connection events ---- */
+
+static void
+on_eof(struct conn *c)
+{
+	if (c->state == C_SERVICE) {
+		/* A half-closed client may still read the answer: keep writing. */
+		c->read_closed = 1;
+		c->close_after = 1;
+		event_del(c->rev);
+		return;
+	}
+	conn_close(c);
+}
+
+static void
+on_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	ssize_t n;
+
+	c->busy++;
+	if (what & EV_TIMEOUT) {
+		conn_close(c);           /* idle, or too slow to send its request */
+	} else if ((n = read(fd, read_buf, sizeof(read_buf))) > 0) {
+		process(c, read_buf, (size_t)n);
+	} else if (n == 0) {
+		on_eof(c);
+	} else if (errno != EAGAIN && errno != EINTR) {
+		conn_close(c);
+	}
+	conn_release(c);
+}
+
+static void
+on_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	if (what & EV_TIMEOUT) {
+		conn_close(c);
+		return;
+	}
+	c->busy++;
+	conn_release(c);             /* flushes */
+}
+
+static void
+drain_check(struct http_server *srv)
+{
+	if (srv->draining && srv->nconns == 0 && srv->drain_ev != NULL)
+		event_active(srv->drain_ev, EV_TIMEOUT, 0);
+}
+
+static void
+conn_close(struct conn *c)
+{
+	struct http_server *srv = c->srv;
+
+	if (c->busy > 0) {           /* freed when the callback unwinds */
+		if (!c->dead) {
+			c->dead = 1;
+			event_del(c->rev);
+			event_del(c->wev);
+		}
+		return;
+	}
+	if (c->req != NULL) {
+		if (c->state == C_SERVICE)
+			c->req->conn = NULL;     /* gone: the service's reply frees it */
+		else
+			req_free(c->req);
+	}
+	event_free(c->rev);
+	event_free(c->wev);
+	evbuffer_free(c->out);
+	close(c->fd);
+	free(c->pending);
+	TAILQ_REMOVE(&srv->conns, c, link);
+	srv->nconns--;
+	free(c);
+	drain_check(srv);
+}
+
+static void
+conn_new(struct http_server *srv, int fd, const struct sockaddr_storage *peer)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	int on = 1;
+
+	if (c == NULL || (c->out = evbuffer_new()) == NULL ||
+	    (c->rev = event_new(srv->base, fd, EV_READ | EV_PERSIST, on_read, c)) == NULL ||
+	    (c->wev = event_new(srv->base, fd, EV_WRITE, on_write, c)) == NULL) {
+		if (c != NULL) {
+			if (c->rev != NULL)
+				event_free(c->rev);
+			if (c->out != NULL)
+				evbuffer_free(c->out);
+		}
+		free(c);
+		close(fd);
+		return;
+	}
+	/* Replies go out whole in one write: Nagle would only delay streams. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+	c->srv = srv;
+	c->fd = fd;
+	c->fresh = 1;
+	c->peer = *peer;
+	http_parser_init(&c->parser, HTTP_REQUEST);
+	c->parser.data = c;
+	TAILQ_INSERT_TAIL(&srv->conns, c, link);
+	srv->nconns++;
+	c->timer = T_READ;
+	event_add(c->rev, srv->read_tv);
+	/* The listening sockets defer accept until data arrives: read it now. */
+	on_read(fd, EV_READ, c);
+}
+
+static void
+accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	for (size_t i = 0; i < srv->nlev; i++)
+		event_add(srv->lev[i], NULL);
+}
+
+static void
+on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+	struct http_server *srv = arg;
+	struct sockaddr_storage peer;
+	socklen_t len;
+	int fd;
+
+	(void)what;
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		len = sizeof(peer);
+		fd = accept4(lfd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			conn_new(srv, fd, &peer);
+			continue;
+		}
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+			log_warn("accept: %s: pausing for %d ms", strerror(errno), ACCEPT_PAUSE_MS);
+			for (size_t j = 0; j < srv->nlev; j++)
+				event_del(srv->lev[j]);
+			evtimer_add(srv->accept_resume, &tv);
+		}
+		return;
+	}
+}
+
+/* ---- the server ---- */
+
+static void
+drain_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	if (srv->drain_done != NULL) {
+		void (*done)(void *) = srv->drain_done;
+		srv->drain_done = NULL;
+		done(srv->drain_arg);
+	}
+}
+
+struct http_server *
+http_server_new(struct event_base *base, const struct limits_conf *lim,
+    http_handler handler, void *arg)
+{
+	struct http_server *srv = calloc(1, sizeof(*srv));
+	struct timeval rt = { lim->read_timeout_ms / 1000, (lim->read_timeout_ms % 1000) * 1000 };
+	struct timeval kt = { lim->keepalive_timeout_ms / 1000,
+	    (lim->keepalive_timeout_ms % 1000) * 1000 };
+
+	if (srv == NULL)
+		return NULL;
+	srv->base = base;
+	srv->lim = lim;
+	srv->handler = handler;
+	srv->arg = arg;
+	TAILQ_INIT(&srv->conns);
+	/* Common timeouts: O(1) to rearm, since every connection uses the same two. */
+	srv->read_tv = event_base_init_common_timeout(base, &rt);
+	srv->keepalive_tv = lim->keepalive_timeout_ms > 0 ?
+	    event_base_init_common_timeout(base, &kt) : srv->read_tv;
+	srv->accept_resume = evtimer_new(base, accept_resume, srv);
+	srv->drain_ev = event_new(base, -1, 0, drain_fire, srv);
+	if (srv->read_tv == NULL || srv->keepalive_tv == NULL || srv->accept_resume == NULL ||
+	    srv->drain_ev == NULL) {
+		http_server_free(srv);
+		return NULL;
+	}
+	return srv;
+}
+
+int
+http_server_listen(struct http_server *srv, const int *fds, size_t nfds)
+{
+	if ((srv->lev = calloc(nfds, sizeof(*srv->lev))) == NULL)
+		return -1;
+	for (size_t i = 0; i < nfds; i++) {
+		srv->lev[i] = event_new(srv->base, fds[i], EV_READ | EV_PERSIST, on_accept, srv);
+		if (srv->lev[i] == NULL || event_add(srv->lev[i], NULL) == -1)
+			return -1;
+		srv->nlev++;
+	}
+	return 0;
 }
 
 void
-http_server_stop_accepting(struct evhttp *http)
+http_server_stop_accepting(struct http_server *srv)
 {
-	struct evhttp_bound_socket *bound;
-
 	/*
 	 * Closing our copy of a listening socket leaves the master's copy open:
 	 * connections still queued on it wait for the next worker of the slot.
 	 */
-	for (;;) {
-		bound = NULL;
-		evhttp_foreach_bound_socket(http, first_bound, &bound);
-		if (bound == NULL)
-			break;
-		evhttp_del_accept_socket(http, bound);
+	for (size_t i = 0; i < srv->nlev; i++) {
+		close(event_get_fd(srv->lev[i]));
+		event_free(srv->lev[i]);
 	}
+	free(srv->lev);
+	srv->lev = NULL;
+	srv->nlev = 0;
+	if (srv->accept_resume != NULL)
+		event_del(srv->accept_resume);
+}
+
+int
+http_drain(struct http_server *srv, void (*done)(void *), void *arg)
+{
+	struct conn *c, *next;
+
+	srv->draining = 1;
+	srv->drain_done = done;
+	srv->drain_arg = arg;
+	/* Idle keep-alive connections close now; their clients retry. */
+	for (c = TAILQ_FIRST(&srv->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, link);
+		if (c->state == C_IDLE && !c->fresh && c->busy == 0 &&
+		    evbuffer_get_length(c->out) == 0)
+			conn_close(c);
+	}
+	drain_check(srv);
+	return 0;
+}
+
+void
+http_server_free(struct http_server *srv)
+{
+	if (srv == NULL)
+		return;
+	http_server_stop_accepting(srv);
+	srv->draining = 0;
+	while (!TAILQ_EMPTY(&srv->conns))
+		conn_close(TAILQ_FIRST(&srv->conns));
+	if (srv->accept_resume != NULL)
+		event_free(srv->accept_resume);
+	if (srv->drain_ev != NULL)
+		event_free(srv->drain_ev);
+	free(srv);
 }

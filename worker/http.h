@@ -1,9 +1,10 @@
 /*
- * The worker's HTTP server: evhttp over the inherited listening sockets,
- * the limits of the config, JSON replies and errors, and the bookkeeping of
- * requests in flight that a graceful shutdown waits for.
+ * The worker's HTTP/1.1 server: connections accepted on the inherited
+ * listening sockets, requests parsed with Node's http_parser, JSON replies
+ * and errors, keep-alive and pipelining, the limits of the config, and the
+ * bookkeeping that a graceful shutdown waits for.
  *
- * Every request the router dispatches must end in exactly one of
+ * Every request handed to the handler must end in exactly one of
  * http_reply() / http_error() / http_stream_end() / http_drop(); the
  * request must not be used after that.
  */
@@ -15,53 +16,55 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <event2/http.h>
 
 #include "conf/config.h"
 
-/*
- * A request as routers and services see it. evhttp stays behind this
- * interface (http.c is the only file that knows it), so the HTTP layer can
- * change without touching a service.
- */
+/* A request as routers and services see it. */
 struct http_req;
+struct http_server;
 
-enum http_method {
-	HTTP_GET = 1 << 0, HTTP_HEAD = 1 << 1, HTTP_POST = 1 << 2, HTTP_PUT = 1 << 3,
-	HTTP_DELETE = 1 << 4, HTTP_OPTIONS = 1 << 5, HTTP_PATCH = 1 << 6, HTTP_OTHER = 1 << 7,
+/* Request methods as bits, so that a service can name the set it takes. */
+enum http_verb {
+	HTTP_M_GET = 1 << 0, HTTP_M_HEAD = 1 << 1, HTTP_M_POST = 1 << 2, HTTP_M_PUT = 1 << 3,
+	HTTP_M_DELETE = 1 << 4, HTTP_M_OPTIONS = 1 << 5, HTTP_M_PATCH = 1 << 6,
+	HTTP_M_OTHER = 1 << 7,
 };
 
 typedef void (*http_handler)(struct http_req *req, void *arg);
 
-/* Sets up evhttp on base with cfg's limits; handler gets every request. */
-struct evhttp *http_server_new(struct event_base *base, const struct limits_conf *lim,
+/* A server on base with the limits of the config; handler gets every request. */
+struct http_server *http_server_new(struct event_base *base, const struct limits_conf *lim,
     http_handler handler, void *arg);
-int http_server_listen(struct evhttp *http, const int *fds, size_t nfds);
-/* Stops accepting; in-flight requests go on. */
-void http_server_stop_accepting(struct evhttp *http);
+/* Accepts on these listening sockets (the server takes them over). */
+int http_server_listen(struct http_server *srv, const int *fds, size_t nfds);
+/* Stops accepting and closes our copies of the listening sockets. */
+void http_server_stop_accepting(struct http_server *srv);
+/* Closes every connection; requests still held by services become gone. */
+void http_server_free(struct http_server *srv);
 
 /*
- * Draining: every further reply carries "Connection: close", and done()
- * is called (from the event loop, once) when no request is in flight and
- * no accepted connection still owes us its first request. 0 or -1.
+ * Draining: idle keep-alive connections close now (their clients retry),
+ * every further reply carries "Connection: close", and done() is called
+ * (from the event loop, once) when no connection is left: a connection that
+ * was accepted but has not sent its first request yet is waited for.
+ * Returns 0 or -1.
  */
-int http_drain(struct event_base *base, void (*done)(void *), void *arg);
+int http_drain(struct http_server *srv, void (*done)(void *), void *arg);
 
 /* Accounting, for the stats message. */
 uint64_t http_requests_served(void);
 size_t http_in_flight(void);
 
-/* Called by the router before a request goes to a service. */
-void http_request_begin(struct http_req *req);
-
-enum http_method http_req_method(struct http_req *req);
+enum http_verb http_req_method(struct http_req *req);
+/* The path of the request target, not decoded. */
+const char *http_req_path(struct http_req *req);
+/* The query string (after '?'), not decoded, or NULL. */
+const char *http_req_query(struct http_req *req);
+void http_req_add_header(struct http_req *req, const char *name, const char *value);
 /* Names the service for the access log. */
 void http_req_set_service(struct http_req *req, const char *name);
 /* True once the client's connection is gone: a service may stop early. */
 int http_req_gone(const struct http_req *req);
-/* The path of the request target, not decoded; NULL if it has none. */
-const char *http_req_path(struct http_req *req);
-void http_req_add_header(struct http_req *req, const char *name, const char *value);
 
 /* The query string, parsed and decoded. */
 struct http_params;

@@ -30,7 +30,7 @@ struct worker_info {
 struct service {
 	const char *name;
 	const char *const *keys;     /* route options, besides prefix and service */
-	int methods;                 /* enum http_method bits it takes; others get 405 */
+	int methods;                 /* enum http_verb bits it takes; others get 405 */
 	const char *allow;           /* the Allow header for a 405 */
 	int (*configure)(json_object *route, const char *path, void **conf,
 	    char *err, size_t errlen);

@@ -6,10 +6,12 @@
 #include "worker/service.h"
 
 extern const struct service dummy_service;
+extern const struct service readmongo_service;
 
 /* The registry: add a service here and it can be routed to. */
 const struct service *const services[] = {
 	&dummy_service,
+	&readmongo_service,
 	NULL
 };
 

@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <event2/http.h>
 
 #include "common/log.h"
 #include "ipc/ipc.h"
@@ -33,7 +32,7 @@ static struct {
 	const struct worker_args *args;
 	struct worker_info info;
 	struct event_base *base;
-	struct evhttp *http;
+	struct http_server *http;
 	struct router *router;
 	struct event *ipc_ev, *stats_ev;
 	struct event *sig_ev[6];
@@ -74,7 +73,7 @@ follow_master(pid_t master)
 static void
 detach_from_master(const struct worker_args *a)
 {
-	int keep[2 + 64];
+	int keep[2 + CONFIG_MAX_LISTEN];
 	size_t n = 0;
 	sigset_t none;
 
@@ -179,7 +178,7 @@ shutdown_worker(int fast)
 	W.shutting_down = 1;
 	log_info("graceful shutdown: %zu request(s) in flight", http_in_flight());
 	http_server_stop_accepting(W.http);
-	if (http_drain(W.base, drained, NULL) == -1)
+	if (http_drain(W.http, drained, NULL) == -1)
 		shutdown_worker(1);
 }
 
@@ -245,7 +244,7 @@ setup_loop(const struct worker_args *a)
 	struct event_config *ec = event_config_new();
 	struct timeval stats_tv = { STATS_INTERVAL_MS / 1000, (STATS_INTERVAL_MS % 1000) * 1000 };
 
-	/* The changelist folds the epoll_ctl calls evhttp makes per request. */
+	/* The changelist folds the epoll_ctl calls of one loop iteration into one. */
 	if (ec != NULL)
 		event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
 	W.base = event_base_new_with_config(ec);
@@ -280,8 +279,7 @@ teardown(void)
 		event_free(W.ipc_ev);
 	if (W.stats_ev != NULL)
 		event_free(W.stats_ev);
-	if (W.http != NULL)
-		evhttp_free(W.http);
+	http_server_free(W.http);
 	router_free(W.router);
 	if (W.base != NULL)
 		event_base_free(W.base);

@@ -1,0 +1,68 @@
+# Measurements other than throughput, each on fresh servers:
+#   measure_startup NAME N   spawn to first 200, N times (2 workers)
+#   measure_kill9 NAME N     kill -9 of the only worker to the first 200 from
+#                            its replacement, N times, each on a fresh server
+#                            (clusterd backs off when a slot's workers keep
+#                            dying young, so kills in a row would measure the
+#                            back-off, not the restart)
+#   measure_reload NAME      SIGHUP to the master 5 times, 1 s apart, during
+#                            a wrk run at 64 connections: failed requests
+#   record_rss               RSS of the running server's group (after a load)
+
+measure_startup() {
+	local name=$1 n=$2 i port
+	for i in $(seq "$n"); do
+		port=$(free_port)
+		server_cmd "$name" "$WORKERS" "$port"
+		python3 "$BENCH/lib/probe.py" startup "$port" -- "${SERVER_CMD[@]}" </dev/null 2>>"$LOG_DIR/probe.log" |
+			emit kind=startup server="$name" workers="$WORKERS" try="$i" >>"$RAW"
+	done
+	log "$(printf '%-13s start to first 200: %s ms' "$name" \
+		"$(grep '"kind": "startup"' "$RAW" | grep "\"server\": \"$name\"" | python3 -c '
+import json, sys; print(" ".join(str(json.loads(l).get("ms")) for l in sys.stdin))')")"
+}
+
+measure_kill9() {
+	local name=$1 n=$2 i port
+	for i in $(seq "$n"); do
+		port=$(free_port)
+		server_cmd "$name" 1 "$port"
+		python3 "$BENCH/lib/probe.py" kill9 "$port" -- "${SERVER_CMD[@]}" </dev/null 2>>"$LOG_DIR/probe.log" |
+			emit kind=kill9 server="$name" workers=1 try="$i" >>"$RAW"
+	done
+	log "$(printf '%-13s kill -9 to serving: %s ms' "$name" \
+		"$(grep '"kind": "kill9"' "$RAW" | grep "\"server\": \"$name\"" | python3 -c '
+import json, sys; print(" ".join(str(json.loads(l).get("ms", "-")) for l in sys.stdin))')")"
+}
+
+measure_reload() {
+	local name=$1 secs=7 port out before after wrk_pid i gen
+	port=$(free_port)
+	server_start "$name" "$WORKERS" "$port"
+	ROUND=reload
+	run_wrk "" "http://127.0.0.1:$port/dummy" 64 1 report.lua >/dev/null 2>&1 || true   # warm
+	out="$LOG_DIR/wrk-reload-$name.txt"
+	before=$(cpu_snapshot "$SERVER_PGID")
+	run_wrk "" "http://127.0.0.1:$port/dummy" 64 "$secs" report.lua >"$out" 2>&1 &
+	wrk_pid=$!
+	sleep 1
+	for i in 1 2 3 4 5; do
+		kill -HUP "$SERVER_PGID"
+		sleep 1
+	done
+	wait "$wrk_pid" || true
+	after=$(cpu_snapshot "$SERVER_PGID")
+	# clusterd counts generations: 5 reloads done means generation 6
+	gen=$(curl -s -m 2 "http://127.0.0.1:$port/dummy" | sed -n 's/.*"generation":\([0-9]*\).*/\1/p')
+	python3 "$BENCH/lib/record.py" "$out" "$before" "$after" kind=reload server="$name" \
+		workers="$WORKERS" conns=64 hups=5 generation_after="${gen:-0}" >>"$RAW"
+	server_stop
+	log "$(printf '%-13s 5 reloads under load: %s' "$name" "$(tail -1 "$RAW" | python3 -c '
+import json, sys; r = json.loads(sys.stdin.read())
+print("%s requests, %s failed %s, generation after: %s" % (r.get("requests"), r.get("errors"), r.get("errors_by_kind"), r.get("generation_after")))')")"
+}
+
+record_rss() {
+	python3 "$BENCH/lib/proc.py" rss "$SERVER_PGID" |
+		emit kind=rss server="$SERVER_NAME" workers="$WORKERS_NOW" round="$ROUND" >>"$RAW"
+}

@@ -1,0 +1,43 @@
+# One bounded load and its record (a line of $RAW):
+#   load_wrk SCENARIO URL CONNS SECONDS WRK_CPU LUA [wrk args...]
+#   load_direct SCENARIO MODE SECONDS      (mongo-direct.js, no HTTP)
+# Both measure the CPU time of the server's group, of the test MongoDB server
+# and of everything else on the machine around the load (lib/proc.py).
+# ROUND, SERVER_NAME, SERVER_PGID, WORKERS_NOW come from the caller.
+
+HARNESS_PGID=$(ps -o pgid= $$ | tr -d ' ')
+
+cpu_snapshot() { python3 "$BENCH/lib/proc.py" cpu "${1:-0}" "${MONGO_PGID:-0}" "$HARNESS_PGID"; }
+
+# wrk, bounded: -d plus a hard timeout in case it hangs
+run_wrk() {
+	local cpu=$1 url=$2 conns=$3 secs=$4 lua=$5; shift 5
+	local pin=()
+	[ -n "$cpu" ] && pin=(taskset -c "$cpu")
+	BENCH_LUA="$BENCH/lua" BENCH_IDS="$IDS_FILE" BENCH_GROUPS="$GROUPS_N" \
+		timeout -k 2 $((secs + 20)) "${pin[@]}" wrk -t1 -c"$conns" -d"${secs}s" --timeout 2s --latency \
+		-s "$BENCH/lua/$lua" "$@" "$url"
+}
+
+load_wrk() {
+	local scenario=$1 url=$2 conns=$3 secs=$4 cpu=$5 lua=$6; shift 6
+	local out="$LOG_DIR/wrk-r$ROUND-$scenario-$SERVER_NAME.txt" before after
+	before=$(cpu_snapshot "$SERVER_PGID")
+	run_wrk "$cpu" "$url" "$conns" "$secs" "$lua" "$@" >"$out" 2>&1 || true
+	after=$(cpu_snapshot "$SERVER_PGID")
+	python3 "$BENCH/lib/record.py" "$out" "$before" "$after" kind=load round="$ROUND" \
+		scenario="$scenario" server="$SERVER_NAME" workers="$WORKERS_NOW" conns="$conns" >>"$RAW"
+	tail -1 "$RAW" | python3 "$BENCH/lib/report.py" --line >&2
+}
+
+load_direct() {
+	local scenario=$1 mode=$2 secs=$3
+	local out="$LOG_DIR/direct-r$ROUND-$scenario.txt" before after
+	before=$(cpu_snapshot 0)
+	MONGO_URI="$MONGO_URI" MODE="$mode" IDS="$IDS_FILE" BENCH_GROUPS="$GROUPS_N" DURATION="$secs" PROCS=2 CONC=32 \
+		timeout -k 2 $((secs + 30)) node "$BENCH/node/mongo-direct.js" >"$out" 2>&1 || true
+	after=$(cpu_snapshot 0)
+	python3 "$BENCH/lib/record.py" "$out" "$before" "$after" kind=load round="$ROUND" \
+		scenario="$scenario" server=driver-direct workers=2 conns=64 >>"$RAW"
+	tail -1 "$RAW" | python3 "$BENCH/lib/report.py" --line >&2
+}

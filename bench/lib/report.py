@@ -1,0 +1,249 @@
+#!/usr/bin/env python3
+"""Medians, ratios and targets of a bench/run run.
+
+  report.py RESULTS_DIR        reads raw.jsonl and meta.json there; prints the
+                               tables (markdown) and writes latest.json,
+                               latest.md and plot.dat
+  report.py --line             one record on stdin -> one progress line
+"""
+import json
+import os
+import statistics
+import sys
+
+SCENARIOS = [
+    ("dummy-ka64", "dummy, keep-alive, 64 conns"),
+    ("dummy-ka256", "dummy, keep-alive, 256 conns"),
+    ("dummy-close", "dummy, new connection per request, 64 conns"),
+    ("mongo-get", "readmongo get by id, 64 conns"),
+    ("mongo-list", "readmongo list of 20 (filter), 64 conns"),
+    ("percore", "per core: 1 worker on cpu 1, wrk on cpu 0, keep-alive 64"),
+]
+SERVERS = ["clusterd", "nginx", "node-http", "node-express", "driver-direct"]
+NAMES = {"clusterd": "clusterd", "nginx": "nginx", "node-http": "Node cluster + http",
+         "node-express": "Node cluster + express", "driver-direct": "driver direct (no HTTP)"}
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def k(n):
+    if n is None:
+        return "–"
+    return "%.1fk" % (n / 1000) if n >= 10000 else "%.2fk" % (n / 1000) if n >= 1000 else "%.0f" % n
+
+
+def f(x, fmt="%.1f"):
+    return "–" if x is None else fmt % x
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def line(rec):
+    if rec.get("failed"):
+        return "  %-10s %-14s FAILED: %s" % (rec.get("scenario"), rec.get("server"), rec["failed"])
+    return "  r%-2s %-12s %-14s %9s req/s  p99 %7s ms  cpu %6s us/req  errors %-6s mongo %5s%%  other %4s%%" % (
+        rec.get("round"), rec.get("scenario"), rec.get("server"), "%.0f" % rec["rps"],
+        f(rec.get("p99_ms"), "%.2f"), f(rec.get("server_cpu_us_per_req")), rec.get("errors"),
+        f(rec.get("mongo_cpu_pct")), f(rec.get("foreign_cpu_pct")))
+
+
+def summarize(records):
+    loads = [r for r in records if r.get("kind") == "load" and not r.get("failed")]
+    summary = {}
+    for sc, _ in SCENARIOS:
+        for sv in SERVERS:
+            rs = [r for r in loads if r["scenario"] == sc and r["server"] == sv]
+            if not rs:
+                continue
+            summary.setdefault(sc, {})[sv] = {
+                "runs": len(rs),
+                "rps": med(r["rps"] for r in rs),
+                "rps_min": min(r["rps"] for r in rs),
+                "rps_max": max(r["rps"] for r in rs),
+                "p99_ms": med(r.get("p99_ms") for r in rs),
+                "cpu_us_per_req": med(r.get("server_cpu_us_per_req") for r in rs),
+                "errors": sum(r["errors"] for r in rs),
+                "mongo_cpu_pct": med(r.get("mongo_cpu_pct") for r in rs),
+                "foreign_cpu_pct": med(r.get("foreign_cpu_pct") for r in rs),
+            }
+    extras = {}
+    for sv in SERVERS:
+        e = {}
+        rss = [r for r in records if r.get("kind") == "rss" and r["server"] == sv and r.get("workers", 0) > 1]
+        if rss:
+            e["rss_worker_mb"] = med(med(r["workers_kb"]) for r in rss) / 1024
+            e["rss_total_mb"] = med(r["total_kb"] for r in rss) / 1024
+            e["rss_master_mb"] = med(r["master_kb"] for r in rss) / 1024
+        st = [r.get("ms") for r in records if r.get("kind") == "startup" and r["server"] == sv]
+        if st:
+            e["startup_ms"] = med(st)
+            e["startup_all_ms"] = st
+        kl = [r for r in records if r.get("kind") == "kill9" and r["server"] == sv]
+        if kl:
+            e["kill9_ms"] = med(r.get("ms") for r in kl)
+            e["kill9_all_ms"] = [r.get("ms") for r in kl]
+            e["kill9_refused"] = sum(r.get("refused", 0) for r in kl)
+            e["kill9_failed_probes"] = sum(1 for r in kl if r.get("ms") is None)
+        rl = [r for r in records if r.get("kind") == "reload" and r["server"] == sv]
+        if rl:
+            r = rl[-1]
+            e["reload_failed"] = r.get("errors")
+            e["reload_requests"] = r.get("requests")
+            e["reload_errors_by_kind"] = r.get("errors_by_kind")
+            e["reload_generation_after"] = r.get("generation_after")
+        if e:
+            extras[sv] = e
+    return summary, extras
+
+
+def get(summary, sc, sv, key):
+    return summary.get(sc, {}).get(sv, {}).get(key)
+
+
+def targets(summary, extras, meta):
+    t = []
+
+    def add(name, measured, ok):
+        t.append({"target": name, "measured": measured,
+                  "result": "n/a" if ok is None else "PASS" if ok else "FAIL"})
+
+    for sc, label in (("dummy-ka64", "64"), ("dummy-ka256", "256")):
+        c, n = get(summary, sc, "clusterd", "rps"), get(summary, sc, "nginx", "rps")
+        cp, np_ = get(summary, sc, "clusterd", "p99_ms"), get(summary, sc, "nginx", "p99_ms")
+        r = ratio(c, n)
+        add("dummy keep-alive %s conns: >= 1.0x nginx req/s, p99 <= nginx's" % label,
+            "%sx, p99 %s vs %s ms" % (f(r, "%.2f"), f(cp, "%.2f"), f(np_, "%.2f")),
+            None if r is None or cp is None else r >= 1.0 and cp <= np_)
+    for sc, label in (("dummy-ka64", "64"), ("dummy-ka256", "256")):
+        r = ratio(get(summary, sc, "clusterd", "rps"), get(summary, sc, "node-express", "rps"))
+        add("dummy keep-alive %s conns: >= 5x Node cluster + express" % label, "%sx" % f(r, "%.2f"),
+            None if r is None else r >= 5)
+    r = ratio(get(summary, "mongo-get", "clusterd", "rps"), get(summary, "mongo-get", "node-express", "rps"))
+    add("readmongo get by id: >= 3x Node cluster + express + driver",
+        "%sx" % f(r, "%.2f") if r is not None else "skipped: " + meta.get("mongo_skipped", "no data"),
+        None if r is None else r >= 3)
+    cw = extras.get("clusterd", {}).get("rss_worker_mb")
+    nw = extras.get("node-express", {}).get("rss_worker_mb")
+    add("RSS per worker <= 1/10 of a Node (express) worker's",
+        "%s vs %s MB (1/%s)" % (f(cw), f(nw), f(ratio(nw, cw), "%.0f")), None if not cw or not nw else cw * 10 <= nw)
+    km = extras.get("clusterd", {}).get("kill9_ms")
+    add("kill -9 of a worker to serving: median < 20 ms", "%s ms" % f(km, "%.2f"), None if km is None else km < 20)
+    rf = extras.get("clusterd", {}).get("reload_failed")
+    gen = extras.get("clusterd", {}).get("reload_generation_after")
+    add("zero failed requests across 5 SIGHUP reloads under load",
+        "%s failed of %s (generation after: %s)" % (rf, extras.get("clusterd", {}).get("reload_requests"), gen),
+        None if rf is None else rf == 0 and gen == 6)
+    return t
+
+
+def tables(summary, extras, tgts, meta):
+    out = []
+    w = meta.get("workers")
+    out.append("Medians of %s interleaved rounds of %s s each (wrk -t1, %s workers unless said);"
+               " cell = req/s · p99 latency." % (meta.get("rounds"), meta.get("duration"), w))
+    out.append("")
+    cols = [s for s in SERVERS if any(s in summary.get(sc, {}) for sc, _ in SCENARIOS)]
+    out.append("| scenario | " + " | ".join(NAMES[c] for c in cols) +
+               " | clusterd ÷ nginx | clusterd ÷ Node http | clusterd ÷ express |")
+    out.append("|---" * (len(cols) + 4) + "|")
+    for sc, label in SCENARIOS:
+        if sc not in summary:
+            continue
+        row = [label]
+        for c in cols:
+            s = summary[sc].get(c)
+            row.append("–" if s is None else "%s · %s ms" % (k(s["rps"]), f(s["p99_ms"], "%.2f")) if s["p99_ms"] is not None
+                       else "%s" % k(s["rps"]))
+        for other in ("nginx", "node-http", "node-express"):
+            r = ratio(get(summary, sc, "clusterd", "rps"), get(summary, sc, other, "rps"))
+            row.append("–" if r is None else "%.2fx" % r)
+        out.append("| " + " | ".join(row) + " |")
+    out.append("")
+    out.append("Server CPU time per request, µs (all its processes and threads; the fairest"
+               " comparison on 2 cores, since wrk needs ~9 µs/req itself); failed requests in brackets:")
+    out.append("")
+    out.append("| scenario | " + " | ".join(NAMES[c] for c in cols if c != "driver-direct") + " | test MongoDB server CPU (clusterd run) |")
+    out.append("|---" * (len([c for c in cols if c != "driver-direct"]) + 2) + "|")
+    for sc, label in SCENARIOS:
+        if sc not in summary:
+            continue
+        row = [label]
+        for c in cols:
+            if c == "driver-direct":
+                continue
+            s = summary[sc].get(c)
+            row.append("–" if s is None else "%s%s" % (f(s["cpu_us_per_req"]), " (%d)" % s["errors"] if s["errors"] else ""))
+        mc = get(summary, sc, "clusterd", "mongo_cpu_pct")
+        row.append("%s %%" % f(mc, "%.0f") if sc.startswith("mongo") else "")
+        out.append("| " + " | ".join(row) + " |")
+    out.append("")
+    out.append("| server | RSS per worker | RSS total (master + workers) | start to first 200 | kill -9 to serving | failed requests, 5 reloads under load |")
+    out.append("|---|---|---|---|---|---|")
+    for sv in SERVERS:
+        e = extras.get(sv)
+        if not e:
+            continue
+        rl = "–"
+        if e.get("reload_failed") is not None:
+            rl = "%d of %s" % (e["reload_failed"], k(e.get("reload_requests")))
+        elif sv.startswith("node"):
+            rl = "n/a (no reload)"
+        out.append("| %s | %s MB | %s MB | %s ms | %s | %s |" % (
+            NAMES[sv], f(e.get("rss_worker_mb")), f(e.get("rss_total_mb")), f(e.get("startup_ms")),
+            "–" if e.get("kill9_ms") is None else "%s ms%s" % (f(e["kill9_ms"], "%.1f"),
+                                                           " (%d refused)" % e["kill9_refused"] if e.get("kill9_refused") else ""),
+            rl))
+    out.append("")
+    out.append("| target | measured | result |")
+    out.append("|---|---|---|")
+    for t in tgts:
+        out.append("| %s | %s | **%s** |" % (t["target"], t["measured"], t["result"]))
+    out.append("")
+    fc = meta.get("foreign_cpu_pct")
+    notes = ["other processes used a median %s%% of the machine's CPU during the loads" % f(fc, "%.0f")]
+    if meta.get("mongo_skipped"):
+        notes.append("readmongo scenarios skipped: %s" % meta["mongo_skipped"])
+    if meta.get("bodies"):
+        notes.append("bodies: %s" % meta["bodies"])
+    out.append("Run %s on %s, commit %s, %s mode. %s." % (
+        meta.get("date"), meta.get("machine"), meta.get("commit"), meta.get("mode"), "; ".join(notes)))
+    return "\n".join(out)
+
+
+def main():
+    if sys.argv[1] == "--line":
+        print(line(json.loads(sys.stdin.read())))
+        return
+    d = sys.argv[1]
+    records = [json.loads(l) for l in open(os.path.join(d, "raw.jsonl")) if l.strip()]
+    meta = json.load(open(os.path.join(d, "meta.json")))
+    meta["foreign_cpu_pct"] = med(r.get("foreign_cpu_pct") for r in records if r.get("kind") == "load")
+    summary, extras = summarize(records)
+    tgts = targets(summary, extras, meta)
+    text = tables(summary, extras, tgts, meta)
+    with open(os.path.join(d, "latest.json"), "w") as fh:
+        json.dump({"meta": meta, "summary": summary, "extras": extras, "targets": tgts, "records": records},
+                  fh, indent=1)
+    with open(os.path.join(d, "latest.md"), "w") as fh:
+        fh.write(text + "\n")
+    # plot.dat: one row per HTTP scenario, req/s then p99 of each server ("?" = none)
+    plot_servers = ["clusterd", "nginx", "node-http", "node-express"]
+    with open(os.path.join(d, "plot.dat"), "w") as fh:
+        fh.write("scenario " + " ".join(plot_servers) + " " + " ".join(s + "_p99" for s in plot_servers) + "\n")
+        for sc, _ in SCENARIOS:
+            if sc not in summary:
+                continue
+            vals = [get(summary, sc, s, "rps") for s in plot_servers]
+            p99 = [get(summary, sc, s, "p99_ms") for s in plot_servers]
+            fh.write(sc + " " + " ".join("?" if v is None else "%.0f" % v for v in vals) + " " +
+                     " ".join("?" if v is None else "%.3f" % v for v in p99) + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+# A readmongo result of 100,000 documents (about 50 MB of JSON) streams
+# out while the worker's resident memory grows by less than 32 MB, and a
+# client that stops reading stops the cursor too (back-pressure).
+use strict;
+use warnings;
+use Test::More;
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use IO::Select;
+use Time::HiRes qw(time sleep);
+use Clusterd qw(poll_until json_decode);
+use MongoTest qw(rss_kb);
+
+my $N = 100_000;
+my $PAD = 'x' x 400;
+
+# AddressSanitizer keeps freed memory in quarantine (256 MB by default):
+# under a sanitizer build that would count as growth of the worker. A
+# small quarantine keeps the measure about our code, not the sanitizer's.
+$ENV{ASAN_OPTIONS} = join ':', grep { length } $ENV{ASAN_OPTIONS} // '', 'quarantine_size_mb=4';
+
+my $dir = tempdir('stream-t-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my $seed = "$dir/seed.json";
+{
+    open my $fh, '>', $seed or die;
+    print $fh '{"app":{"big":[';
+    for my $i (0 .. $N - 1) {
+        printf $fh '%s{"_id":{"$oid":"%024x"},"seq":{"$numberInt":"%d"},'
+            . '"at":{"$date":{"$numberLong":"%d"}},"pad":"%s"}',
+            $i ? ',' : '', $i + 1, $i, 1600000000000 + $i, $PAD;
+    }
+    print $fh "]}}\n";
+    close $fh or die;
+}
+my $m = MongoTest->start(seed_file => $seed);
+my $c = Clusterd->new(config => { workers => 1, routes => [
+    { prefix => '/mongo', service => 'readmongo', database => 'app', collections => ['big'],
+      uri => $m->uri(serverSelectionTimeoutMS => 5000), max_limit => $N * 2,
+      max_time_ms => 600000, threads => 2 },
+] })->start;
+my ($worker) = $c->workers;
+
+# Warm up: the threads, the client pool and the allocator's arenas exist
+# before the baseline. (A small result: a whole one would hide growth.)
+my ($st) = $c->get('/mongo/big?limit=2000');
+is($st, 200, 'warm-up query');
+
+my ($base) = rss_kb($worker);
+# Resets the peak (VmHWM) to the current size; if that fails the peak
+# since start counts, which only makes the test stricter.
+if (open my $cr, '>', "/proc/$worker/clear_refs") { print $cr "5\n"; close $cr }
+
+my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $c->port) or die "connect: $!";
+print $s "GET /mongo/big?limit=$N HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+my $sel = IO::Select->new($s);
+my $raw = '';
+# Reads until $want bytes are in (or EOF, or $secs pass): 1 at EOF.
+sub read_some {
+    my ($want, $secs) = @_;
+    my $end = time + $secs;
+    while (length $raw < $want && time < $end) {
+        next unless $sel->can_read(0.5);
+        return 1 unless sysread($s, $raw, 1 << 20, length $raw);
+    }
+    return 0;
+}
+
+# A slow client: read 1 MB, then nothing for two seconds.
+read_some(1 << 20, $Clusterd::DEADLINE * 4);
+ok(length $raw >= 1 << 20, 'the first megabyte arrives');
+my $getmores = $m->count_of('getMore');
+my $max_getmores = $getmores;
+my $end = time + 2;
+while (time < $end) {
+    $max_getmores = $m->count_of('getMore');
+    sleep 0.1;
+}
+# 100 getMores fetch it all; the kernel's socket buffers hold some 10 MB.
+cmp_ok($max_getmores - $getmores, '<', 30,
+    'while the client reads nothing, the cursor stops (' . ($max_getmores - $getmores)
+    . ' getMores of ' . int($N / 1000) . ')');
+
+# Now read it all.
+ok(read_some(1 << 30, $Clusterd::DEADLINE * 8), 'the whole result arrives');
+close $s;
+my ($now, $peak) = rss_kb($worker);
+my $growth_mb = ($peak - $base) / 1024;
+note sprintf 'worker RSS: %.1f MB before, peak %.1f MB, growth %.1f MB; %.1f MB of HTTP read',
+    $base / 1024, $peak / 1024, $growth_mb, length($raw) / 1048576;
+cmp_ok($growth_mb, '<', 32, sprintf('RSS grew by %.1f MB (< 32 MB)', $growth_mb));
+
+my ($head, $body) = split /\r\n\r\n/, $raw, 2;
+like($head, qr{^HTTP/1\.1 200}, 'status 200');
+like($head, qr/^Transfer-Encoding: chunked/mi, 'chunked');
+my $json = '';
+while ($body =~ /\G([0-9a-fA-F]+)\r\n/gc) {
+    my $len = hex $1;
+    last if $len == 0;
+    $json .= substr($body, pos($body), $len);
+    pos($body) = pos($body) + $len + 2;
+}
+ok(length($json) > 40 << 20, sprintf('%.1f MB of JSON', length($json) / 1048576));
+like(substr($json, 0, 20), qr/^\{"documents":\[\{/, 'starts as a document list');
+like(substr($json, -10), qr/\}\]\}$/, 'ends as a document list');
+my @seq = $json =~ /"seq" : (\d+)/g;
+is(scalar @seq, $N, "$N documents");
+is_deeply([@seq[0, 1, -1]], [0, 1, $N - 1], 'in order');
+my $in_order = 1;
+$seq[$_] == $_ or $in_order = 0 for 0 .. $#seq;
+ok($in_order, 'every document once, in order');
+undef $json;
+undef $raw;
+
+# A client that goes away mid-stream stops its cursor: the worker kills it
+# on the server and frees the rest (the sanitizer build checks the frees).
+$m->control('/stats?reset=1');
+$s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $c->port) or die "connect: $!";
+$sel = IO::Select->new($s);
+print $s "GET /mongo/big?limit=$N HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+$raw = '';
+read_some(1 << 20, $Clusterd::DEADLINE * 4);
+ok(length $raw >= 1 << 20, 'another stream begins');
+close $s;
+ok(poll_until($Clusterd::DEADLINE, sub {
+    my $st = $m->stats;
+    return ($st->{commands}{killCursors} // 0) >= 1 && $st->{cursors} == 0;
+}), 'when its client hangs up, the cursor is killed on the server');
+cmp_ok($m->count_of('getMore'), '<', 50, 'long before the end of the result');
+($st) = $c->get('/mongo/big?limit=10');
+is($st, 200, 'the worker serves on');
+
+is(join(',', $c->workers), $worker, 'the same worker throughout');
+# QUIT: a graceful stop, so the worker's cleanup runs under the sanitizers.
+is($c->stop('QUIT') >> 8, 0, 'master exits 0 after a graceful stop');
+is($c->sanitizer_report, '', 'no sanitizer report');
+done_testing;

@@ -1,0 +1,203 @@
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "worker/mongo_pool.h"
+
+STAILQ_HEAD(job_list, mongo_job);
+STAILQ_HEAD(msg_list, mongo_msg);
+
+struct mongo_pool {
+	mongoc_client_pool_t *clients;
+	pthread_mutex_t mu;          /* guards everything below it */
+	pthread_cond_t work;         /* a job was queued, or stopping was set */
+	struct job_list queue;
+	size_t queued, queue_limit;
+	int stopping;
+	struct msg_list done;        /* posted, not yet delivered */
+	pthread_t *threads;
+	int nthreads;                /* started */
+	int efd;                     /* wakes the loop when done becomes non-empty */
+	struct event *wake;
+};
+
+static void *
+thread_main(void *arg)
+{
+	struct mongo_pool *p = arg;
+	mongoc_client_t *client = mongoc_client_pool_pop(p->clients);
+	struct mongo_job *job;
+
+	for (;;) {
+		pthread_mutex_lock(&p->mu);
+		while (!p->stopping && STAILQ_EMPTY(&p->queue))
+			pthread_cond_wait(&p->work, &p->mu);
+		if (p->stopping) {
+			pthread_mutex_unlock(&p->mu);
+			break;
+		}
+		job = STAILQ_FIRST(&p->queue);
+		STAILQ_REMOVE_HEAD(&p->queue, link);
+		p->queued--;
+		pthread_mutex_unlock(&p->mu);
+		job->run(job, client);
+	}
+	mongoc_client_pool_push(p->clients, client);
+	return NULL;
+}
+
+/* Moves every posted message to out. */
+static void
+take_messages(struct mongo_pool *p, struct msg_list *out)
+{
+	STAILQ_INIT(out);
+	pthread_mutex_lock(&p->mu);
+	STAILQ_CONCAT(out, &p->done);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void
+deliver_all(struct msg_list *list)
+{
+	struct mongo_msg *m, *next;
+
+	/* deliver() may free the message: read the link first. */
+	for (m = STAILQ_FIRST(list); m != NULL; m = next) {
+		next = STAILQ_NEXT(m, link);
+		m->deliver(m);
+	}
+}
+
+static void
+on_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct mongo_pool *p = arg;
+	struct msg_list list;
+	uint64_t n;
+
+	(void)what;
+	/* Read before taking the list: a post after the take writes again. */
+	if (read(fd, &n, sizeof(n)) == -1 && errno != EAGAIN)
+		log_warn("mongo pool: eventfd read: %s", strerror(errno));
+	take_messages(p, &list);
+	deliver_all(&list);
+}
+
+void
+mongo_pool_post(struct mongo_pool *p, struct mongo_msg *msg)
+{
+	uint64_t one = 1;
+	int was_empty;
+
+	pthread_mutex_lock(&p->mu);
+	was_empty = STAILQ_EMPTY(&p->done);
+	STAILQ_INSERT_TAIL(&p->done, msg, link);
+	pthread_mutex_unlock(&p->mu);
+	/* A non-empty list already has a wake-up on its way. */
+	if (was_empty && write(p->efd, &one, sizeof(one)) == -1)
+		log_warn("mongo pool: eventfd write: %s", strerror(errno));
+}
+
+int
+mongo_pool_submit(struct mongo_pool *p, struct mongo_job *job)
+{
+	int rc = -1;
+
+	pthread_mutex_lock(&p->mu);
+	if (!p->stopping && p->queued < p->queue_limit) {
+		STAILQ_INSERT_TAIL(&p->queue, job, link);
+		p->queued++;
+		pthread_cond_signal(&p->work);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
+/* Pool threads take no signals: the loop thread handles them all. */
+static int
+start_threads(struct mongo_pool *p, int n)
+{
+	sigset_t all, old;
+	int rc = 0;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (; p->nthreads < n; p->nthreads++) {
+		if ((rc = pthread_create(&p->threads[p->nthreads], NULL, thread_main, p)) != 0)
+			break;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0)
+		errno = rc;
+	return rc == 0 ? 0 : -1;
+}
+
+struct mongo_pool *
+mongo_pool_new(struct event_base *base, mongoc_client_pool_t *clients, int nthreads,
+    size_t queue_limit)
+{
+	struct mongo_pool *p = calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		return NULL;
+	p->clients = clients;
+	p->queue_limit = queue_limit;
+	p->efd = -1;
+	STAILQ_INIT(&p->queue);
+	STAILQ_INIT(&p->done);
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->work, NULL);
+	if ((p->threads = calloc((size_t)nthreads, sizeof(*p->threads))) == NULL ||
+	    (p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1 ||
+	    (p->wake = event_new(base, p->efd, EV_READ | EV_PERSIST, on_wake, p)) == NULL ||
+	    event_add(p->wake, NULL) == -1 ||
+	    start_threads(p, nthreads) == -1) {
+		mongo_pool_free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void
+mongo_pool_free(struct mongo_pool *p)
+{
+	struct job_list left;
+	struct msg_list msgs;
+	struct mongo_job *job;
+
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stopping = 1;
+	pthread_cond_broadcast(&p->work);
+	STAILQ_INIT(&left);
+	STAILQ_CONCAT(&left, &p->queue);
+	p->queued = 0;
+	pthread_mutex_unlock(&p->mu);
+	for (int i = 0; i < p->nthreads; i++)
+		pthread_join(p->threads[i], NULL);
+	/* The loop no longer runs: what it would have done happens here. */
+	while ((job = STAILQ_FIRST(&left)) != NULL) {
+		STAILQ_REMOVE_HEAD(&left, link);
+		job->run(job, NULL);
+	}
+	take_messages(p, &msgs);
+	deliver_all(&msgs);
+	if (p->wake != NULL)
+		event_free(p->wake);
+	if (p->efd != -1)
+		close(p->efd);
+	pthread_cond_destroy(&p->work);
+	pthread_mutex_destroy(&p->mu);
+	free(p->threads);
+	free(p);
+}
