@@ -16,9 +16,10 @@ set key top right
 set xtics rotate by -20 noenhanced
 set multiplot layout 2,1 title title noenhanced
 
-set title "throughput (median req/s, higher is better)"
+set title "throughput (median req/s, log scale, higher is better)"
 set ylabel "thousand req/s"
-set yrange [0:*]
+set logscale y
+set yrange [0.5:*]
 plot dat using ($2/1000):xtic(1) title "clusterd" lc rgb "#1f77b4", \
      ''  using ($3/1000) title "nginx" lc rgb "#2ca02c", \
      ''  using ($4/1000) title "Node cluster + http" lc rgb "#ff7f0e", \
@@ -26,7 +27,6 @@ plot dat using ($2/1000):xtic(1) title "clusterd" lc rgb "#1f77b4", \
 
 set title "p99 latency (median of rounds, ms, log scale, lower is better)"
 set ylabel "ms"
-set logscale y
 set yrange [*:*]
 plot dat using 6:xtic(1) title "clusterd" lc rgb "#1f77b4", \
      ''  using 7 title "nginx" lc rgb "#2ca02c", \

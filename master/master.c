@@ -294,8 +294,20 @@ worker_free(struct worker *w)
 static void
 notify_status(const char *state)
 {
-	notify_send("%s%sSTATUS=%d worker(s), generation %ld", state, *state ? "\n" : "",
-	    live_workers(), M.current->id);
+	struct worker *w;
+	int current = 0, retiring = 0;
+	char more[32] = "";
+
+	LIST_FOREACH(w, &M.workers, link) {
+		if (w->gen == M.current && w->state != W_RETIRING)
+			current++;
+		else
+			retiring++;
+	}
+	if (retiring > 0)
+		snprintf(more, sizeof(more), ", %d retiring", retiring);
+	notify_send("%s%sSTATUS=%d worker(s), generation %ld%s", state, *state ? "\n" : "",
+	    current, M.current->id, more);
 }
 
 /* Every slot of the current generation has a ready worker: retire the rest. */

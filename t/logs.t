@@ -75,8 +75,8 @@ like(slurp("$dir/error.log"), qr/reopened the log files/, 'the master says so in
 rename "$dir/access.log", "$dir/access.log.2" or die;
 system($ENV{CLUSTERD}, '-c', $c->conf, '-p', "$dir/clusterd.pid", '-s', 'reopen') == 0
     or die 'clusterd -s reopen failed';
-$c->get('/dummy');
-ok(poll_until(10, sub { -s "$dir/access.log" }), '-s reopen reopens the access log');
+# The workers reopen when the master's message reaches them: keep asking.
+ok(poll_until(10, sub { $c->get('/dummy'); -s "$dir/access.log" }), '-s reopen reopens the access log');
 
 # combined format
 $c->write_config({ %$cfg, access_log_format => 'combined' });

@@ -131,8 +131,14 @@ is_deeply($j, { count => 3000 }, '_count without a filter');
 error_is('filter not JSON', '/mongo/users', 400, 'bad_request',
     qr/^filter is not valid Extended JSON: .*position \d+/, filter => '{"age": 4x}');
 error_is('projection not JSON', '/mongo/users', 400, 'bad_request',
-    qr/^projection is not valid Extended JSON: .*position 6 \(the end of the text\)$/,
+    qr/^projection is not valid Extended JSON: the text ends at position 6, before the object is closed$/,
     projection => '{"a": ');
+error_is('two filters', '/mongo/users', 400, 'bad_request',
+    qr/^filter is not valid Extended JSON: more than one JSON object$/, filter => '{"a": 1} {"b": 2}');
+error_is('trailing text', '/mongo/users', 400, 'bad_request',
+    qr/^filter is not valid Extended JSON: .*position 9/, filter => '{"a": 1} x');
+error_is('bad Extended JSON', '/mongo/users', 400, 'bad_request',
+    qr/^filter is not valid Extended JSON: .*"zz".*OID/, filter => '{"_id": {"$oid": "zz"}}');
 error_is('sort not an object', '/mongo/users', 400, 'bad_request',
     qr/^sort must be a JSON object/, sort => '[1]');
 error_is('_count filter not JSON', '/mongo/users/_count', 400, 'bad_request',

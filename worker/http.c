@@ -140,7 +140,11 @@ set_timer(struct conn *c, enum ctimer t)
 	if (c->timer == t || c->read_closed)
 		return;
 	c->timer = t;
-	event_add(c->rev, tv);
+	/* event_add() with no time leaves an old timeout in place: remove it. */
+	if (tv == NULL)
+		event_remove_timer(c->rev);
+	else
+		event_add(c->rev, tv);
 }
 
 /* ---- requests ---- */

@@ -5,8 +5,9 @@
 #                            (clusterd backs off when a slot's workers keep
 #                            dying young, so kills in a row would measure the
 #                            back-off, not the restart)
-#   measure_reload NAME      SIGHUP to the master 5 times, 1 s apart, during
-#                            a wrk run at 64 connections: failed requests
+#   measure_reload NAME      SIGHUP to the master 5 times, $RELOAD_EVERY s
+#                            apart, during a wrk run of $RELOAD_SECS s at 64
+#                            connections: failed requests
 #   record_rss               RSS of the running server's group (after a load)
 
 measure_startup() {
@@ -36,7 +37,7 @@ import json, sys; print(" ".join(str(json.loads(l).get("ms", "-")) for l in sys.
 }
 
 measure_reload() {
-	local name=$1 secs=7 port out before after wrk_pid i gen
+	local name=$1 secs=$RELOAD_SECS port out before after wrk_pid i gen
 	port=$(free_port)
 	server_start "$name" "$WORKERS" "$port"
 	ROUND=reload
@@ -45,10 +46,10 @@ measure_reload() {
 	before=$(cpu_snapshot "$SERVER_PGID")
 	run_wrk "" "http://127.0.0.1:$port/dummy" 64 "$secs" report.lua >"$out" 2>&1 &
 	wrk_pid=$!
-	sleep 1
+	sleep "$RELOAD_EVERY"
 	for i in 1 2 3 4 5; do
 		kill -HUP "$SERVER_PGID"
-		sleep 1
+		sleep "$RELOAD_EVERY"
 	done
 	wait "$wrk_pid" || true
 	after=$(cpu_snapshot "$SERVER_PGID")
@@ -59,7 +60,8 @@ measure_reload() {
 	server_stop
 	log "$(printf '%-13s 5 reloads under load: %s' "$name" "$(tail -1 "$RAW" | python3 -c '
 import json, sys; r = json.loads(sys.stdin.read())
-print("%s requests, %s failed %s, generation after: %s" % (r.get("requests"), r.get("errors"), r.get("errors_by_kind"), r.get("generation_after")))')")"
+print("%s requests, %s failed %s" % (r.get("requests"), r.get("errors"), r.get("errors_by_kind")),
+      "(generation after: %s)" % r["generation_after"] if r.get("generation_after") else "")')")"
 }
 
 record_rss() {

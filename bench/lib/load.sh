@@ -7,6 +7,15 @@
 
 HARNESS_PGID=$(ps -o pgid= $$ | tr -d ' ')
 
+# Other work on the machine (builds, test suites) skews a load: wait up to
+# $QUIET_WAIT s for the machine to be under 25 % busy first (0: no wait).
+wait_quiet() {
+	local busy
+	[ "${QUIET_WAIT:-0}" != 0 ] || return 0
+	busy=$(python3 "$BENCH/lib/proc.py" quiet "$QUIET_WAIT" 25) ||
+		warn "the machine is ${busy}% busy with other work: measuring anyway"
+}
+
 cpu_snapshot() { python3 "$BENCH/lib/proc.py" cpu "${1:-0}" "${MONGO_PGID:-0}" "$HARNESS_PGID"; }
 
 # wrk, bounded: -d plus a hard timeout in case it hangs
@@ -22,6 +31,7 @@ run_wrk() {
 load_wrk() {
 	local scenario=$1 url=$2 conns=$3 secs=$4 cpu=$5 lua=$6; shift 6
 	local out="$LOG_DIR/wrk-r$ROUND-$scenario-$SERVER_NAME.txt" before after
+	wait_quiet
 	before=$(cpu_snapshot "$SERVER_PGID")
 	run_wrk "$cpu" "$url" "$conns" "$secs" "$lua" "$@" >"$out" 2>&1 || true
 	after=$(cpu_snapshot "$SERVER_PGID")
@@ -33,6 +43,7 @@ load_wrk() {
 load_direct() {
 	local scenario=$1 mode=$2 secs=$3
 	local out="$LOG_DIR/direct-r$ROUND-$scenario.txt" before after
+	wait_quiet
 	before=$(cpu_snapshot 0)
 	MONGO_URI="$MONGO_URI" MODE="$mode" IDS="$IDS_FILE" BENCH_GROUPS="$GROUPS_N" DURATION="$secs" PROCS=2 CONC=32 \
 		timeout -k 2 $((secs + 30)) node "$BENCH/node/mongo-direct.js" >"$out" 2>&1 || true

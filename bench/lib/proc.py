@@ -6,10 +6,14 @@
   proc.py cpu PGID...         CPU ticks of each group (user+system, with reaped
                               children), then the machine's busy and total ticks
   proc.py rss PGID            {"master_kb":..,"workers_kb":[..],"total_kb":..}
+  proc.py quiet MAX PCT       waits (up to MAX s) until the machine's CPU is
+                              under PCT % busy over 0.25 s; prints the busy %
+                              and exits 1 if it never was
 """
 import json
 import os
 import sys
+import time
 
 
 def procs():
@@ -42,7 +46,28 @@ def rss_kb(pid):
     return 0
 
 
+def machine():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    total = sum(v[:8])                          # user..steal
+    return total - v[3] - v[4], total           # busy (minus idle, iowait), total
+
+
+def quiet(limit, pct):
+    end = time.monotonic() + limit
+    while True:
+        b0, t0 = machine()
+        time.sleep(0.25)
+        b1, t1 = machine()
+        busy = 100.0 * (b1 - b0) / max(1, t1 - t0)
+        if busy < pct or time.monotonic() >= end:
+            print("%.0f" % busy)
+            return busy < pct
+
+
 def main():
+    if sys.argv[1] == "quiet":
+        sys.exit(0 if quiet(float(sys.argv[2]), float(sys.argv[3])) else 1)
     cmd, args = sys.argv[1], [int(a) for a in sys.argv[2:]]
     if cmd == "count":
         print(len(group(args[0])))
@@ -53,10 +78,7 @@ def main():
         for pid, _, pgid, t in procs():
             if pgid in ticks:
                 ticks[pgid] += t
-        with open("/proc/stat") as f:
-            v = [int(x) for x in f.readline().split()[1:]]
-        total = sum(v[:8])                      # user..steal
-        busy = total - v[3] - v[4]              # minus idle, iowait
+        busy, total = machine()
         print(" ".join(str(ticks[a]) for a in args), busy, total)
     elif cmd == "rss":
         pg = args[0]

@@ -87,7 +87,8 @@ def summarize(records):
         if kl:
             e["kill9_ms"] = med(r.get("ms") for r in kl)
             e["kill9_all_ms"] = [r.get("ms") for r in kl]
-            e["kill9_refused"] = sum(r.get("refused", 0) for r in kl)
+            for x in ("refused", "reset", "hung"):
+                e["kill9_" + x] = sum(r.get(x, 0) for r in kl)
             e["kill9_failed_probes"] = sum(1 for r in kl if r.get("ms") is None)
         rl = [r for r in records if r.get("kind") == "reload" and r["server"] == sv]
         if rl:
@@ -141,6 +142,12 @@ def targets(summary, extras, meta):
     return t
 
 
+def kill9_losses(e):
+    """Connections refused, reset or left hanging around the kills, if any."""
+    parts = ["%d %s" % (e["kill9_" + x], x) for x in ("refused", "reset", "hung") if e.get("kill9_" + x)]
+    return " (%s, over %d kills)" % (", ".join(parts), len(e["kill9_all_ms"])) if parts else ""
+
+
 def tables(summary, extras, tgts, meta):
     out = []
     w = meta.get("workers")
@@ -182,6 +189,9 @@ def tables(summary, extras, tgts, meta):
         row.append("%s %%" % f(mc, "%.0f") if sc.startswith("mongo") else "")
         out.append("| " + " | ".join(row) + " |")
     out.append("")
+    out.append("RSS after the loads (%s workers); start-up and kill -9: medians over fresh servers (kill -9: 1 worker,"
+               " a new connection every 0.5 ms from the kill on); reloads: 5 SIGHUP during wrk at 64 connections:" % w)
+    out.append("")
     out.append("| server | RSS per worker | RSS total (master + workers) | start to first 200 | kill -9 to serving | failed requests, 5 reloads under load |")
     out.append("|---|---|---|---|---|---|")
     for sv in SERVERS:
@@ -195,8 +205,7 @@ def tables(summary, extras, tgts, meta):
             rl = "n/a (no reload)"
         out.append("| %s | %s MB | %s MB | %s ms | %s | %s |" % (
             NAMES[sv], f(e.get("rss_worker_mb")), f(e.get("rss_total_mb")), f(e.get("startup_ms")),
-            "–" if e.get("kill9_ms") is None else "%s ms%s" % (f(e["kill9_ms"], "%.1f"),
-                                                           " (%d refused)" % e["kill9_refused"] if e.get("kill9_refused") else ""),
+            "–" if e.get("kill9_ms") is None else "%s ms%s" % (f(e["kill9_ms"], "%.1f"), kill9_losses(e)),
             rl))
     out.append("")
     out.append("| target | measured | result |")
@@ -234,7 +243,7 @@ def main():
     # plot.dat: one row per HTTP scenario, req/s then p99 of each server ("?" = none)
     plot_servers = ["clusterd", "nginx", "node-http", "node-express"]
     with open(os.path.join(d, "plot.dat"), "w") as fh:
-        fh.write("scenario " + " ".join(plot_servers) + " " + " ".join(s + "_p99" for s in plot_servers) + "\n")
+        fh.write("# scenario " + " ".join(plot_servers) + " " + " ".join(s + "_p99" for s in plot_servers) + "\n")
         for sc, _ in SCENARIOS:
             if sc not in summary:
                 continue
