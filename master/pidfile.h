@@ -1,7 +1,8 @@
 /*
- * The pid file: created and locked (flock) by the running master, so a
- * second master with the same file refuses to start, and a stale file left
- * by a dead process is simply taken over.
+ * The pid file: written whole to a temporary file and renamed into place
+ * (readers never see it half-written), and locked (flock) by the running
+ * master, so a second master with the same file refuses to start, and a
+ * stale file left by a dead process is simply taken over.
  */
 #ifndef CLUSTERD_PIDFILE_H
 #define CLUSTERD_PIDFILE_H

@@ -80,11 +80,18 @@ def stop():
 
 
 def group_alive(pg):
-    try:
-        os.killpg(pg, 0)
-        return True
-    except ProcessLookupError:
-        return False
+    """Some process of the group is alive (zombies, which a busy init may
+    leave unreaped for a while, do not count)."""
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[2]) == pg and fields[0] != "Z":
+                    return True
+            except (OSError, ValueError, IndexError):
+                pass
+    return False
 
 
 def on_signal(sig, frame):
