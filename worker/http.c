@@ -84,6 +84,9 @@ struct http_req {
 	const char *path, *query;    /* into url, once split */
 	int keep_alive, http10, head;
 	int streaming;
+	void (*drain_cb)(void *);    /* http_stream_on_drain() */
+	void *drain_arg;
+	size_t drain_below;
 	char extra[EXTRA_HEADERS];   /* headers a service added */
 	size_t extra_len;
 	const char *service;
@@ -281,8 +284,19 @@ write_head(struct conn *c, struct http_req *r, int status, long long length)
 /* ---- connection output ---- */
 
 static void
+fire_drain(struct http_req *r)
+{
+	void (*cb)(void *) = r->drain_cb;
+
+	r->drain_cb = NULL;
+	cb(r->drain_arg);
+}
+
+static void
 flush(struct conn *c)
 {
+	struct http_req *r;
+
 	while (evbuffer_get_length(c->out) > 0) {
 		if (evbuffer_write(c->out, c->fd) >= 0)
 			continue;
@@ -290,13 +304,18 @@ flush(struct conn *c)
 			continue;
 		if (errno == EAGAIN) {
 			event_add(c->wev, c->srv->read_tv);
-			return;
+			break;
 		}
 		conn_close(c);           /* the peer is gone */
 		return;
 	}
-	if (c->close_after && c->state != C_SERVICE)
+	if (evbuffer_get_length(c->out) == 0 && c->close_after && c->state != C_SERVICE) {
 		conn_close(c);
+		return;
+	}
+	r = c->state == C_SERVICE ? c->req : NULL;
+	if (r != NULL && r->drain_cb != NULL && evbuffer_get_length(c->out) <= r->drain_below)
+		fire_drain(r);           /* last: it may write more, and so free c */
 }
 
 /* Leaves a callback of ours: write what is pending, free a closed connection. */
@@ -483,6 +502,16 @@ size_t
 http_stream_pending(struct http_req *req)
 {
 	return req->conn != NULL ? evbuffer_get_length(req->conn->out) : 0;
+}
+
+void
+http_stream_on_drain(struct http_req *req, size_t below, void (*cb)(void *), void *arg)
+{
+	req->drain_cb = cb;
+	req->drain_arg = arg;
+	req->drain_below = below;
+	if (cb != NULL && (req->conn == NULL || evbuffer_get_length(req->conn->out) <= below))
+		fire_drain(req);         /* already there, or gone */
 }
 
 void
@@ -891,10 +920,13 @@ conn_close(struct conn *c)
 		}
 		return;
 	}
+	struct http_req *gone = NULL;
+
 	if (c->req != NULL) {
-		if (c->state == C_SERVICE)
-			c->req->conn = NULL;     /* gone: the service's reply frees it */
-		else
+		if (c->state == C_SERVICE) {
+			gone = c->req;
+			gone->conn = NULL;       /* the service's reply frees it */
+		} else
 			req_free(c->req);
 	}
 	event_free(c->rev);
@@ -906,6 +938,8 @@ conn_close(struct conn *c)
 	srv->nconns--;
 	free(c);
 	drain_check(srv);
+	if (gone != NULL && gone->drain_cb != NULL)
+		fire_drain(gone);        /* a waiting stream learns the client left */
 }
 
 static void

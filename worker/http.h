@@ -66,6 +66,12 @@ void http_req_set_service(struct http_req *req, const char *name);
 /* True once the client's connection is gone: a service may stop early. */
 int http_req_gone(const struct http_req *req);
 
+/*
+ * Percent-decodes s[0..n) into out (NUL-terminated); '+' becomes a space if
+ * plus. Returns 0, or -1 on a bad escape, an encoded NUL, or no room.
+ */
+int http_unescape(const char *s, size_t n, char *out, size_t outlen, int plus);
+
 /* The query string, parsed and decoded. */
 struct http_params;
 /* NULL when the query string is malformed; an empty set when there is none. */
@@ -86,6 +92,13 @@ void http_stream_chunk(struct http_req *req, struct evbuffer *buf);
 void http_stream_end(struct http_req *req);
 /* Bytes written to the connection but not yet sent: for back-pressure. */
 size_t http_stream_pending(struct http_req *req);
+/*
+ * Calls cb(arg) once when the unsent bytes fall to `below` or fewer, or
+ * when the client is gone (check http_req_gone()): at once if that is
+ * already so. A later call replaces the earlier; cb NULL cancels; ending
+ * the request cancels.
+ */
+void http_stream_on_drain(struct http_req *req, size_t below, void (*cb)(void *), void *arg);
 /*
  * Ends a request the service cannot finish (it is shutting down): a 503 if
  * the client is still there, nothing if it is gone.

@@ -32,26 +32,38 @@ hexval(char c)
 	return -1;
 }
 
-/* Decodes s in place; -1 on a bad escape or an encoded NUL. */
+int
+http_unescape(const char *s, size_t n, char *out, size_t outlen, int plus)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (c == '+' && plus)
+			c = ' ';
+		else if (c == '%') {
+			int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
+			int lo = hi < 0 ? -1 : hexval(s[i + 2]);
+			if (lo < 0)
+				return -1;
+			c = (char)(hi * 16 + lo);
+			i += 2;
+		}
+		if (c == '\0' || k + 1 >= outlen)
+			return -1;
+		out[k++] = c;
+	}
+	out[k] = '\0';
+	return 0;
+}
+
+/* Decodes s in place: the result is never longer. */
 static int
 decode(char *s)
 {
-	char *out = s;
+	size_t n = strlen(s);
 
-	for (; *s != '\0'; s++) {
-		if (*s == '+')
-			*out++ = ' ';
-		else if (*s == '%') {
-			int hi = hexval(s[1]), lo = hi < 0 ? -1 : hexval(s[2]);
-			if (lo < 0 || (hi == 0 && lo == 0))
-				return -1;
-			*out++ = (char)(hi * 16 + lo);
-			s += 2;
-		} else
-			*out++ = *s;
-	}
-	*out = '\0';
-	return 0;
+	return http_unescape(s, n, s, n + 1, 1);
 }
 
 static int

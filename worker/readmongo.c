@@ -41,7 +41,6 @@
 
 #define BATCH_BYTES  (64 * 1024)    /* JSON handed to the loop at a time */
 #define PENDING_MAX  (256 * 1024)   /* unwritten bytes a stream may leave queued */
-#define POLL_MS      5              /* how often a stalled stream looks again */
 #define SERVER_BATCH 1000           /* documents per server batch: bounds its memory */
 #define NS_MAX       255            /* "database.collection", as mongod limits it */
 #define ID_MAX       1024
@@ -113,7 +112,6 @@ struct rm_job {
 
 	/* The loop's. */
 	int started;                 /* the stream's status line is out */
-	struct event *poll;          /* waits for the connection to drain */
 
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -560,8 +558,6 @@ job_run(struct mongo_job *mj, mongoc_client_t *client)
 static void
 job_free(struct rm_job *j)
 {
-	if (j->poll != NULL)
-		event_free(j->poll);
 	if (j->batch != NULL)
 		evbuffer_free(j->batch);
 	if (j->out != NULL)
@@ -587,24 +583,13 @@ job_ack(struct rm_job *j, int cancel)
 	pthread_mutex_unlock(&j->mu);
 }
 
-/* Acknowledges the batch once the connection has written most of it. */
+/* The connection has written most of the last batch, or the client left. */
 static void
-drain_check(evutil_socket_t fd, short what, void *arg)
+drained(void *arg)
 {
 	struct rm_job *j = arg;
-	struct timeval tv = { 0, POLL_MS * 1000 };
 
-	(void)fd;
-	(void)what;
-	if (http_req_gone(j->req))
-		job_ack(j, 1);
-	else if (http_stream_pending(j->req) <= PENDING_MAX)
-		job_ack(j, 0);
-	else if (j->poll == NULL &&
-	    (j->poll = evtimer_new(j->rm->base, drain_check, j)) == NULL)
-		job_ack(j, 0);          /* no timer: go on without back-pressure */
-	else
-		evtimer_add(j->poll, &tv);
+	job_ack(j, http_req_gone(j->req));
 }
 
 static void
@@ -624,7 +609,8 @@ deliver_batch(struct mongo_msg *m)
 	if (j->started)
 		http_stream_chunk(j->req, buf);
 	evbuffer_free(buf);
-	drain_check(-1, 0, j);
+	/* Back-pressure: the thread fetches the next batch once this one is out. */
+	http_stream_on_drain(j->req, PENDING_MAX, drained, j);
 }
 
 static void
@@ -669,8 +655,6 @@ deliver_end(struct mongo_msg *m)
 {
 	struct rm_job *j = container_of(m, struct rm_job, end_msg);
 
-	if (j->poll != NULL)
-		evtimer_del(j->poll);
 	TAILQ_REMOVE(&j->rm->jobs, j, link);
 	if (j->rm->stopping && !j->started) {
 		http_drop(j->req);
@@ -726,44 +710,6 @@ submit(struct readmongo *rm, struct rm_job *j)
 }
 
 /* ---- parsing and validation, on the loop ---- */
-
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Percent-decodes s[0..n) into out; -1 on a bad escape, a NUL, or no room. */
-static int
-pct_decode(const char *s, size_t n, char *out, size_t outlen)
-{
-	size_t k = 0;
-	int hi, lo;
-
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (c == '%') {
-			if (i + 2 >= n)
-				return -1;
-			if ((hi = hexval((unsigned char)s[i + 1])) < 0 ||
-			    (lo = hexval((unsigned char)s[i + 2])) < 0)
-				return -1;
-			c = (char)(hi * 16 + lo);
-			i += 2;
-		}
-		if (c == '\0' || k + 1 >= outlen)
-			return -1;
-		out[k++] = c;
-	}
-	out[k] = '\0';
-	return 0;
-}
 
 /* Returns the JavaScript operator found in the document at it, or NULL. */
 static const char *
@@ -1032,7 +978,7 @@ parse_path(struct readmongo *rm, struct http_req *req, const char *subpath,
 		    rm->prefix);
 		return -1;
 	}
-	if (pct_decode(s, n, coll, len) == -1 ||
+	if (http_unescape(s, n, coll, len, 0) == -1 ||
 	    !valid_collection(rm->conf->database, coll, strlen(coll))) {
 		http_error(req, 404, "not_found", "\"%.*s\" is not a valid collection name",
 		    (int)(n > 200 ? 200 : n), s);
@@ -1070,7 +1016,7 @@ rm_handle(void *state, struct http_req *req, const char *subpath)
 		list(rm, req, coll, params);
 	else if (strcmp(rest, "_count") == 0)
 		count(rm, req, coll, params);
-	else if (pct_decode(rest, strlen(rest), id, sizeof(id)) == -1)
+	else if (http_unescape(rest, strlen(rest), id, sizeof(id), 0) == -1)
 		http_error(req, 404, "not_found", "\"%.200s\" is not a valid id", rest);
 	else
 		get(rm, req, coll, id);
@@ -1085,11 +1031,8 @@ rm_shutdown(void *state)
 
 	rm->stopping = 1;
 	/* Running lists stop at their next batch; the pool answers the rest. */
-	TAILQ_FOREACH(j, &rm->jobs, link) {
-		if (j->poll != NULL)
-			evtimer_del(j->poll);
+	TAILQ_FOREACH(j, &rm->jobs, link)
 		job_ack(j, 1);
-	}
 	mongo_pool_free(rm->pool);
 	mongoc_client_pool_destroy(rm->clients);
 	pthread_mutex_destroy(&rm->down_mu);
