@@ -237,7 +237,8 @@ parse_limits(struct config *cfg, json_object *root, char *err, size_t errlen)
 		json_object_get(o);
 	int rc = -1;
 	if (conf_check_keys(o, "limits", config_limits_keys, NULL, err, errlen) == 0 &&
-	    conf_get_int(o, "limits", "max_header_bytes", 256, 1 << 20, 8192,
+	    /* http_parser stops at 80 KiB of headers whatever we allow */
+	    conf_get_int(o, "limits", "max_header_bytes", 256, 80 * 1024, 8192,
 		&l->max_header_bytes, err, errlen) == 0 &&
 	    conf_get_int(o, "limits", "max_body_bytes", 0, 1LL << 30, 1 << 20,
 		&l->max_body_bytes, err, errlen) == 0 &&

@@ -58,7 +58,7 @@ signal_master(const struct config *cfg, const char *name)
 		fprintf(stderr, "clusterd: -s: %s sets no pid_file; name one with -p\n", cfg->path);
 		return 1;
 	}
-	if ((pid = pidfile_read(cfg->pid_file, err, sizeof(err))) == -1) {
+	if ((pid = pidfile_running(cfg->pid_file, err, sizeof(err))) == -1) {
 		fprintf(stderr, "clusterd: -s: %s\n", err);
 		return 1;
 	}

@@ -24,6 +24,7 @@
 #include <sys/queue.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -400,6 +401,7 @@ spawn(int slot, struct generation *gen)
 	if ((w = calloc(1, sizeof(*w))) == NULL || ipc_pair(pair) == -1) {
 		log_error("cannot start a worker for slot %d: %s", slot, strerror(errno));
 		free(w);
+		schedule_respawn(slot, 0);   /* try again, with the slot's back-off */
 		return;
 	}
 	nfds = listen_slot_fds(gen->cfg, slot, fds, MAX_LISTEN_PER_SLOT);
@@ -408,6 +410,7 @@ spawn(int slot, struct generation *gen)
 		close(pair[0]);
 		close(pair[1]);
 		free(w);
+		schedule_respawn(slot, 0);
 		return;
 	}
 	if (pid == 0) {
@@ -507,8 +510,16 @@ own_file(const char *path, uid_t uid, gid_t gid)
 
 	if (path == NULL || strcmp(path, "stderr") == 0 || strcmp(path, "off") == 0)
 		return;
-	if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)) == -1) {
+	struct stat st;
+
+	/* As root: never follow a link planted to make us chown another file. */
+	if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644)) == -1) {
 		log_error("cannot open %s: %s", path, strerror(errno));
+		return;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		log_error("%s is not a plain file of its own: not giving it to the workers", path);
+		close(fd);
 		return;
 	}
 	if (uid != (uid_t)-1 && fchown(fd, uid, gid) == -1)
@@ -571,6 +582,7 @@ reload(void)
 		notify_send("READY=1\nSTATUS=reload failed: %.400s", err);
 		return;
 	}
+	snprintf(err, sizeof(err), "out of memory");
 	if (listen_ensure(cfg, err, sizeof(err)) == -1 || slots_grow(cfg->workers) == -1 ||
 	    (g = gen_new(cfg)) == NULL) {
 		log_error("reload failed, keeping the current configuration: %s", err);
@@ -623,6 +635,7 @@ resize(int delta)
 
 	if (delta > 0) {
 		cfg->workers++;
+		snprintf(err, sizeof(err), "out of memory");
 		if (slots_grow(cfg->workers) == -1 || listen_ensure(cfg, err, sizeof(err)) == -1) {
 			log_error("cannot add a worker: %s", err);
 			cfg->workers--;

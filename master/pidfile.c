@@ -128,3 +128,22 @@ pidfile_read(const char *path, char *err, size_t errlen)
 	}
 	return (pid_t)pid;
 }
+
+pid_t
+pidfile_running(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int held;
+
+	if (fd == -1) {
+		snprintf(err, errlen, "pid file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	held = flock(fd, LOCK_SH | LOCK_NB) == -1 && errno == EWOULDBLOCK;
+	close(fd);
+	if (!held) {
+		snprintf(err, errlen, "pid file %s is stale: no clusterd is running with it", path);
+		return -1;
+	}
+	return pidfile_read(path, err, errlen);
+}

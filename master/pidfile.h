@@ -16,5 +16,10 @@ int pidfile_create(const char *path, char *err, size_t errlen);
 void pidfile_remove(void);
 /* The pid named in path, or -1 with err. */
 pid_t pidfile_read(const char *path, char *err, size_t errlen);
+/*
+ * The pid of the master that holds path locked, or -1 with err: a stale
+ * file (nobody holds its lock) names no master, whatever pid it holds.
+ */
+pid_t pidfile_running(const char *path, char *err, size_t errlen);
 
 #endif

@@ -93,4 +93,15 @@ is($status, 0, '-s quit stops the master');
 ($rc, $out) = run($bin, '-c', $d->conf, '-p', $pidf, '-s', 'reload');
 is($rc, 1, '-s with no master running exits 1');
 like($out, qr/pid file/, 'and says why');
+# A stale pid file naming a live process that is not clusterd (this test):
+# -s must see that no master holds the file, and signal nobody.
+{
+    open my $p, '>', $pidf or die;
+    print $p "$$\n";
+    close $p;
+    local $SIG{HUP} = sub { die "clusterd -s signalled the pid in a stale file\n" };
+    ($rc, $out) = run($bin, '-c', $d->conf, '-p', $pidf, '-s', 'reload');
+    is($rc, 1, '-s with a stale pid file exits 1');
+    like($out, qr/is stale: no clusterd is running with it/, 'and says the file is stale');
+}
 done_testing;

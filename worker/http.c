@@ -20,6 +20,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -42,9 +43,11 @@
 
 #define READ_BUF_SIZE (64 * 1024)
 #define PENDING_MAX (256 * 1024)     /* pipelined input kept behind a request */
+#define OUTPUT_MAX (256 * 1024)      /* replies a client has not read yet */
 #define ACCEPT_BATCH 64
 #define ACCEPT_PAUSE_MS 100          /* out of descriptors: wait before accepting */
 #define EXTRA_HEADERS 256
+#define NO_METHOD UINT_MAX           /* the request line was not understood */
 
 enum cstate { C_IDLE, C_READING, C_SERVICE };
 enum ctimer { T_NONE, T_READ, T_KEEPALIVE };
@@ -63,6 +66,7 @@ struct conn {
 	int fresh;                   /* no byte received yet */
 	int close_after;             /* close once the output is written */
 	int read_closed;             /* end of file, or no further request wanted */
+	int paused;                  /* reading stopped: see update_reading() */
 	int busy;                    /* inside one of our callbacks: defer the free */
 	int dead;                    /* closed while busy */
 	size_t header_bytes;
@@ -118,6 +122,7 @@ static uint64_t served;
 static size_t in_flight;
 
 static void conn_close(struct conn *c);
+static void on_eof(struct conn *c);
 static void process(struct conn *c, const char *data, size_t len);
 
 uint64_t
@@ -140,7 +145,7 @@ set_timer(struct conn *c, enum ctimer t)
 	const struct timeval *tv = t == T_READ ? c->srv->read_tv :
 	    t == T_KEEPALIVE ? c->srv->keepalive_tv : NULL;
 
-	if (c->timer == t || c->read_closed)
+	if (c->timer == t || c->paused)
 		return;
 	c->timer = t;
 	/* event_add() with no time leaves an old timeout in place: remove it. */
@@ -161,6 +166,7 @@ req_new(struct conn *c)
 		return NULL;
 	r->conn = c;
 	r->status = 200;
+	r->method_code = NO_METHOD;
 	if (accesslog_enabled())
 		gettimeofday(&r->start, NULL);
 	return r;
@@ -225,7 +231,7 @@ client_name(const struct sockaddr_storage *ss, char *buf, size_t len)
 static const char *
 method_name(const struct http_req *r)
 {
-	return http_method_str((enum http_method)r->method_code);
+	return r->method_code == NO_METHOD ? "-" : http_method_str((enum http_method)r->method_code);
 }
 
 static void
@@ -263,6 +269,8 @@ write_head(struct conn *c, struct http_req *r, int status, long long length)
 {
 	const char *conn_hdr = "";
 
+	if (length < 0 && r->http10)
+		c->close_after = 1;      /* HTTP/1.0: the end of the body is the close */
 	if (c->close_after || c->srv->draining || !r->keep_alive ||
 	    c->srv->lim->keepalive_timeout_ms == 0) {
 		c->close_after = 1;
@@ -275,8 +283,6 @@ write_head(struct conn *c, struct http_req *r, int status, long long length)
 		evbuffer_add_printf(c->out, "Content-Length: %lld\r\n", length);
 	else if (!r->http10)
 		evbuffer_add(c->out, "Transfer-Encoding: chunked\r\n", 28);
-	else
-		c->close_after = 1;      /* HTTP/1.0: the end of the body is the close */
 	evbuffer_add(c->out, r->extra, r->extra_len);
 	evbuffer_add_printf(c->out, "%s%s\r\n", date_header(c->srv->base), conn_hdr);
 }
@@ -292,11 +298,10 @@ fire_drain(struct http_req *r)
 	cb(r->drain_arg);
 }
 
-static void
-flush(struct conn *c)
+/* Writes what it can; 0 if that closed the connection (c is freed then). */
+static int
+write_out(struct conn *c)
 {
-	struct http_req *r;
-
 	while (evbuffer_get_length(c->out) > 0) {
 		if (evbuffer_write(c->out, c->fd) >= 0)
 			continue;
@@ -304,30 +309,79 @@ flush(struct conn *c)
 			continue;
 		if (errno == EAGAIN) {
 			event_add(c->wev, c->srv->read_tv);
-			break;
+			return 1;
 		}
 		conn_close(c);           /* the peer is gone */
-		return;
+		return 0;
 	}
-	if (evbuffer_get_length(c->out) == 0 && c->close_after && c->state != C_SERVICE) {
-		conn_close(c);
-		return;
-	}
-	r = c->state == C_SERVICE ? c->req : NULL;
-	if (r != NULL && r->drain_cb != NULL && evbuffer_get_length(c->out) <= r->drain_below)
-		fire_drain(r);           /* last: it may write more, and so free c */
+	return 1;
 }
 
-/* Leaves a callback of ours: write what is pending, free a closed connection. */
+/*
+ * Reading stops while a client has much unanswered input or unread output
+ * with us, so that no client can make a worker buffer without bound; it
+ * also stops for good at end of file.
+ */
+static void
+update_reading(struct conn *c)
+{
+	int want = !c->read_closed && c->pending_len <= PENDING_MAX &&
+	    evbuffer_get_length(c->out) <= OUTPUT_MAX;
+
+	if (want && c->paused) {
+		c->paused = 0;
+		c->timer = T_NONE;       /* set_timer() below re-adds the event */
+	} else if (!want && !c->paused) {
+		c->paused = 1;
+		event_del(c->rev);
+	}
+	/* Idle between requests: keepalive; a request under way: read; in service: none. */
+	if (!c->paused)
+		set_timer(c, c->state == C_SERVICE ? T_NONE :
+		    c->state == C_READING ? T_READ : T_KEEPALIVE);
+}
+
+/*
+ * Leaves a callback of ours. This is where a connection moves on: it
+ * writes what is pending, answers input that waited behind a request or
+ * behind unread output, closes when it is done, and tells a waiting stream
+ * that the output drained.
+ */
 static void
 conn_release(struct conn *c)
 {
+	struct http_req *r;
+
 	if (--c->busy > 0)
 		return;
-	if (c->dead)
+	for (;;) {
+		if (c->dead) {
+			conn_close(c);
+			return;
+		}
+		if (!write_out(c))
+			return;
+		if (c->state == C_SERVICE || c->pending_len == 0 || c->close_after ||
+		    evbuffer_get_length(c->out) > OUTPUT_MAX)
+			break;
+		char *pending = c->pending;
+		size_t len = c->pending_len;
+		c->pending = NULL;
+		c->pending_len = 0;
+		c->busy++;
+		process(c, pending, len);
+		c->busy--;
+		free(pending);
+	}
+	if (evbuffer_get_length(c->out) == 0 && c->state != C_SERVICE &&
+	    (c->close_after || (c->read_closed && c->pending_len == 0))) {
 		conn_close(c);
-	else
-		flush(c);                /* may free c */
+		return;
+	}
+	update_reading(c);
+	r = c->state == C_SERVICE ? c->req : NULL;
+	if (r != NULL && r->drain_cb != NULL && evbuffer_get_length(c->out) <= r->drain_below)
+		fire_drain(r);           /* last: it may write more, and so free c */
 }
 
 /*
@@ -348,28 +402,6 @@ reply_done(struct http_req *r)
 	c->req = NULL;
 	c->state = C_IDLE;
 	return c;
-}
-
-/* Resumes a connection whose request was answered outside its own callbacks. */
-static void
-resume(struct conn *c)
-{
-	char *pending = c->pending;
-	size_t len = c->pending_len;
-
-	if (c->close_after) {
-		c->read_closed = 1;
-		return;
-	}
-	c->pending = NULL;
-	c->pending_len = 0;
-	set_timer(c, T_KEEPALIVE);
-	if (len > 0) {
-		if (!c->read_closed)
-			event_add(c->rev, c->srv->keepalive_tv);
-		process(c, pending, len);
-	}
-	free(pending);
 }
 
 /* Everything a reply writes goes through here: at most one flush per callback. */
@@ -398,11 +430,8 @@ http_reply(struct http_req *req, int status, const char *body, size_t len)
 			req->bytes += len;
 		}
 	}
-	if ((c = reply_done(req)) != NULL) {
-		if (c->busy == 1)        /* called from a timer or a thread's result */
-			resume(c);
+	if ((c = reply_done(req)) != NULL)
 		conn_release(c);
-	}
 }
 
 void
@@ -491,11 +520,8 @@ http_stream_end(struct http_req *req)
 
 	if (c != NULL && !req->head && !req->http10)
 		evbuffer_add(c->out, "0\r\n\r\n", 5);
-	if ((c = reply_done(req)) != NULL) {
-		if (c->busy == 1)
-			resume(c);
+	if ((c = reply_done(req)) != NULL)
 		conn_release(c);
-	}
 }
 
 size_t
@@ -612,6 +638,7 @@ on_url(http_parser *p, const char *at, size_t len)
 
 	if (count_header(c, len) == -1)
 		return -1;
+	r->method_code = p->method;      /* known once the target begins */
 	if (r->url_len + len + 1 > r->url_cap) {
 		size_t cap = r->url_cap ? r->url_cap * 2 : 128;
 		char *grown;
@@ -735,20 +762,26 @@ split_target(struct http_req *r)
 
 	if (t == NULL)
 		return -1;
-	/* absolute-form, "http://host/path": the path starts at the third '/' */
+	/* absolute-form, "http://host/path?q": the authority ends at '/', '?' or '#' */
 	if (strncasecmp(t, "http://", 7) == 0 || strncasecmp(t, "https://", 8) == 0) {
-		t = strchr(t + 8 - (t[4] == ':'), '/');
-		if (t == NULL)
-			return -1;
+		t += t[4] == ':' ? 7 : 8;
+		t += strcspn(t, "/?#");
+		if (*t != '/') {         /* no path: it is "/" */
+			r->path = "/";
+			r->query = *t == '?' ? t + 1 : NULL;
+			if ((q = strchr(t, '#')) != NULL)
+				*q = '\0';
+			return 0;
+		}
 	}
 	if (t[0] != '/')
 		return -1;
+	if ((q = strchr(t, '#')) != NULL)
+		*q = '\0';
 	if ((q = strchr(t, '?')) != NULL) {
 		*q = '\0';
 		r->query = q + 1;
 	}
-	if ((q = strchr(t, '#')) != NULL)
-		*q = '\0';
 	r->path = t;
 	return 0;
 }
@@ -783,11 +816,9 @@ bad_input(struct conn *c, enum http_errno e)
 		conn_close(c);
 		return;
 	}
-	r->method_code = c->parser.method;
 	c->state = C_SERVICE;
 	c->close_after = 1;
-	c->read_closed = 1;
-	event_del(c->rev);
+	on_eof(c);                   /* read no more from this client */
 	in_flight++;
 	if (accesslog_enabled())
 		client_name(&c->peer, r->client, sizeof(r->client));
@@ -805,6 +836,7 @@ bad_input(struct conn *c, enum http_errno e)
 		    http_errno_description(e));
 }
 
+/* Keeps input that must wait: conn_release() comes back to it. */
 static void
 keep_pending(struct conn *c, const char *data, size_t len)
 {
@@ -817,12 +849,13 @@ keep_pending(struct conn *c, const char *data, size_t len)
 	memcpy(grown + c->pending_len, data, len);
 	c->pending = grown;
 	c->pending_len += len;
-	/* A client that pipelines without end waits until we catch up. */
-	if (c->pending_len > PENDING_MAX)
-		event_del(c->rev);
 }
 
-/* Parses data, answering each complete request before parsing the next. */
+/*
+ * Parses data, answering each complete request before parsing the next.
+ * Input waits while a request is in service or the client lets replies
+ * pile up unread.
+ */
 static void
 process(struct conn *c, const char *data, size_t len)
 {
@@ -830,7 +863,7 @@ process(struct conn *c, const char *data, size_t len)
 		size_t n;
 		enum http_errno e;
 
-		if (c->state == C_SERVICE) {
+		if (c->state == C_SERVICE || evbuffer_get_length(c->out) > OUTPUT_MAX) {
 			keep_pending(c, data, len);
 			return;
 		}
@@ -846,25 +879,25 @@ process(struct conn *c, const char *data, size_t len)
 			return;
 		}
 	}
-	/* Idle between requests: keepalive; a request under way: read; in service: none. */
-	if (!c->dead)
-		set_timer(c, c->state == C_SERVICE ? T_NONE :
-		    c->state == C_READING ? T_READ : T_KEEPALIVE);
 }
 
 /* ---- connection events ---- */
 
+/*
+ * End of file: no further request will come. What was received is still
+ * answered (a client may half-close after sending), then the connection
+ * closes; a request cut off halfway can never complete.
+ */
 static void
 on_eof(struct conn *c)
 {
-	if (c->state == C_SERVICE) {
-		/* A half-closed client may still read the answer: keep writing. */
-		c->read_closed = 1;
+	c->read_closed = 1;
+	if (c->state == C_READING)
 		c->close_after = 1;
+	if (!c->paused) {
+		c->paused = 1;
 		event_del(c->rev);
-		return;
 	}
-	conn_close(c);
 }
 
 static void
@@ -875,7 +908,9 @@ on_read(evutil_socket_t fd, short what, void *arg)
 
 	c->busy++;
 	if (what & EV_TIMEOUT) {
-		conn_close(c);           /* idle, or too slow to send its request */
+		/* Idle or too slow to send; a reply still being written has its own timeout. */
+		if (evbuffer_get_length(c->out) == 0)
+			conn_close(c);
 	} else if ((n = read(fd, read_buf, sizeof(read_buf))) > 0) {
 		process(c, read_buf, (size_t)n);
 	} else if (n == 0) {

@@ -11,6 +11,7 @@ use IO::Socket::INET;
 use JSON::PP;
 use POSIX qw(:sys_wait_h);
 use Time::HiRes qw(time sleep);
+use Test::More ();
 
 our @EXPORT_OK = qw(poll_until http_get json_decode);
 
@@ -166,6 +167,12 @@ sub sanitizer_report {
 
 sub DESTROY {
     my ($self) = @_;
+    # A failing test shows the end of the daemon's log, for CI's record.
+    if (!Test::More->builder->is_passing && !$self->{shown}++) {
+        my @lines = split /\n/, $self->log_text;
+        Test::More::diag("last lines of $self->{log}:\n" .
+            join("\n", @lines[ ($#lines > 40 ? $#lines - 40 : 0) .. $#lines ]));
+    }
     return unless $self->{pid};
     my @kids = children($self->{pid});
     kill 'KILL', $self->{pid}, @kids;
@@ -200,10 +207,14 @@ sub get_json {
 }
 
 # Reads one response; returns [status, headers, body] or undef (with $! / EOF).
-# $got_any is set when any byte arrived.
+# $got_any is set when any byte arrived. Bytes read past the response (the
+# next pipelined one) are kept for the next call on the same socket.
+my %leftover;
+
 sub read_response {
     my ($s, $head_only, $got_any) = @_;
-    my $buf = '';
+    my $buf = delete $leftover{$s} // '';
+    $$got_any = 1 if $got_any && length $buf;
     while ($buf !~ /\r\n\r\n/) {
         my $n = sysread($s, $buf, 65536, length $buf);
         return undef unless $n;
@@ -214,15 +225,20 @@ sub read_response {
     my %h;
     for (split /\r\n/, $head) { $h{lc $1} = $2 if /^([^:]+):\s*(.*)$/ }
     my $body = $rest;
-    if ($head_only || $status == 204 || $status == 304) {
+    if ($head_only || $status == 204 || $status == 304 || $status == 100) {
         $body = '';
+        $leftover{$s} = $rest if length $rest;
     } elsif (($h{'transfer-encoding'} // '') =~ /chunked/i) {
-        $body = read_chunked($s, $rest) // return undef;
+        $body = read_chunked($s, \$rest) // return undef;
+        $leftover{$s} = $rest if length $rest;
     } elsif (defined $h{'content-length'}) {
-        while (length $body < $h{'content-length'}) {
+        my $len = $h{'content-length'};
+        while (length $body < $len) {
             my $n = sysread($s, $body, 65536, length $body);
             return undef unless $n;
         }
+        $leftover{$s} = substr($body, $len) if length $body > $len;
+        $body = substr($body, 0, $len);
     } else {
         while (sysread($s, $body, 65536, length $body)) { }
     }
@@ -230,16 +246,16 @@ sub read_response {
 }
 
 sub read_chunked {
-    my ($s, $buf) = @_;
+    my ($s, $bufref) = @_;
     my $body = '';
     while (1) {
-        while ($buf !~ /\r\n/) { sysread($s, $buf, 65536, length $buf) or return undef }
-        $buf =~ s/^([0-9a-fA-F]+)[^\r]*\r\n// or return undef;
+        while ($$bufref !~ /\r\n/) { sysread($s, $$bufref, 65536, length $$bufref) or return undef }
+        $$bufref =~ s/^([0-9a-fA-F]+)[^\r]*\r\n// or return undef;
         my $len = hex $1;
-        while (length $buf < $len + 2) { sysread($s, $buf, 65536, length $buf) or return undef }
+        while (length $$bufref < $len + 2) { sysread($s, $$bufref, 65536, length $$bufref) or return undef }
+        $body .= substr($$bufref, 0, $len);
+        substr($$bufref, 0, $len + 2) = '';
         return $body if $len == 0;
-        $body .= substr($buf, 0, $len);
-        substr($buf, 0, $len + 2) = '';
     }
 }
 
