@@ -48,6 +48,7 @@
 #define ACCEPT_PAUSE_MS 100          /* out of descriptors: wait before accepting */
 #define EXTRA_HEADERS 256
 #define NO_METHOD UINT_MAX           /* the request line was not understood */
+#define DRAIN_GRACE_MS 1000          /* idle keep-alive while draining */
 
 enum cstate { C_IDLE, C_READING, C_SERVICE };
 enum ctimer { T_NONE, T_READ, T_KEEPALIVE };
@@ -111,6 +112,7 @@ struct http_server {
 	TAILQ_HEAD(, conn) conns;
 	size_t nconns;
 	const struct timeval *read_tv, *keepalive_tv;
+	const struct timeval *grace_tv;      /* keep-alive while draining */
 	int draining;
 	void (*drain_done)(void *);
 	void *drain_arg;
@@ -143,7 +145,8 @@ static void
 set_timer(struct conn *c, enum ctimer t)
 {
 	const struct timeval *tv = t == T_READ ? c->srv->read_tv :
-	    t == T_KEEPALIVE ? c->srv->keepalive_tv : NULL;
+	    t == T_KEEPALIVE ? (c->srv->draining ? c->srv->grace_tv : c->srv->keepalive_tv) :
+	    NULL;
 
 	if (c->timer == t || c->paused)
 		return;
@@ -1133,17 +1136,30 @@ http_server_stop_accepting(struct http_server *srv)
 int
 http_drain(struct http_server *srv, void (*done)(void *), void *arg)
 {
-	struct conn *c, *next;
+	struct timeval grace = { DRAIN_GRACE_MS / 1000, (DRAIN_GRACE_MS % 1000) * 1000 };
+	struct conn *c;
 
+	if (srv->lim->keepalive_timeout_ms < DRAIN_GRACE_MS)
+		grace = (struct timeval){ srv->lim->keepalive_timeout_ms / 1000,
+		    (srv->lim->keepalive_timeout_ms % 1000) * 1000 };
+	if ((srv->grace_tv = event_base_init_common_timeout(srv->base, &grace)) == NULL)
+		return -1;
 	srv->draining = 1;
 	srv->drain_done = done;
 	srv->drain_arg = arg;
-	/* Idle keep-alive connections close now; their clients retry. */
-	for (c = TAILQ_FIRST(&srv->conns); c != NULL; c = next) {
-		next = TAILQ_NEXT(c, link);
-		if (c->state == C_IDLE && !c->fresh && c->busy == 0 &&
-		    evbuffer_get_length(c->out) == 0)
-			conn_close(c);
+	/*
+	 * Closing an idle keep-alive connection at once would race with the
+	 * request its client may be sending right now, which a client that does
+	 * not retry (wrk, many libraries) counts as failed. So an idle
+	 * connection gets a short grace: a request that arrives is answered
+	 * with "Connection: close", and one that stays idle is closed when the
+	 * grace runs out, like any keep-alive connection that times out.
+	 */
+	TAILQ_FOREACH(c, &srv->conns, link) {
+		if (c->state == C_IDLE && c->timer == T_KEEPALIVE && !c->paused) {
+			c->timer = T_NONE;
+			set_timer(c, T_KEEPALIVE);
+		}
 	}
 	drain_check(srv);
 	return 0;

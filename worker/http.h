@@ -43,11 +43,10 @@ void http_server_stop_accepting(struct http_server *srv);
 void http_server_free(struct http_server *srv);
 
 /*
- * Draining: idle keep-alive connections close now (their clients retry),
- * every further reply carries "Connection: close", and done() is called
- * (from the event loop, once) when no connection is left: a connection that
- * was accepted but has not sent its first request yet is waited for.
- * Returns 0 or -1.
+ * Draining: every further reply carries "Connection: close", idle
+ * keep-alive connections get one second (or keepalive_timeout_ms, if
+ * shorter) to send a last request before they close, and done() is called
+ * (from the event loop, once) when no connection is left. Returns 0 or -1.
  */
 int http_drain(struct http_server *srv, void (*done)(void *), void *arg);
 

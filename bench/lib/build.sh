@@ -1,5 +1,5 @@
 # Builds clusterd with the release flags, out of tree, from the repo's
-# sources: $BUILD_DIR/clusterd. Re-runs ./bootstrap (which also installs the
+# sources: $BUILD_DIR/clusterd; and $BUILD_DIR/mongo-ceiling (mongo/ceiling.c). Re-runs ./bootstrap (which also installs the
 # build dependencies) when configure is missing or older than its inputs,
 # and configure when the build dir is not configured or configure changed.
 
@@ -32,4 +32,14 @@ build_clusterd() {
 		{ tail -30 "$blog" >&2; die "make failed (see $blog)"; }
 	CLUSTERD="$BUILD_DIR/clusterd"
 	CLUSTERD_VERSION=$("$CLUSTERD" -V 2>&1 | head -1)
+
+	# the test MongoDB server's ceiling client, on libmongoc like readmongo
+	MONGO_CEILING="$BUILD_DIR/mongo-ceiling"
+	if [ "$BENCH/mongo/ceiling.c" -nt "$MONGO_CEILING" ]; then
+		log "cc mongo-ceiling"
+		# shellcheck disable=SC2046
+		cc -O2 -Wall -o "$MONGO_CEILING" "$BENCH/mongo/ceiling.c" \
+			$(pkg-config --cflags --libs libmongoc-1.0) -pthread >>"$blog" 2>&1 ||
+			{ tail -20 "$blog" >&2; die "cc mongo/ceiling.c failed (see $blog)"; }
+	fi
 }

@@ -40,8 +40,7 @@ measure_reload() {
 	local name=$1 secs=$RELOAD_SECS port out before after wrk_pid i gen
 	port=$(free_port)
 	server_start "$name" "$WORKERS" "$port"
-	ROUND=reload
-	run_wrk "" "http://127.0.0.1:$port/dummy" 64 1 report.lua >/dev/null 2>&1 || true   # warm
+	[ "$MODE" = quick ] || run_wrk "" "http://127.0.0.1:$port/dummy" 64 1 report.lua >/dev/null 2>&1 || true   # warm
 	out="$LOG_DIR/wrk-reload-$name.txt"
 	before=$(cpu_snapshot "$SERVER_PGID")
 	run_wrk "" "http://127.0.0.1:$port/dummy" 64 "$secs" report.lua >"$out" 2>&1 &
@@ -55,8 +54,9 @@ measure_reload() {
 	after=$(cpu_snapshot "$SERVER_PGID")
 	# clusterd counts generations: 5 reloads done means generation 6
 	gen=$(curl -s -m 2 "http://127.0.0.1:$port/dummy" | sed -n 's/.*"generation":\([0-9]*\).*/\1/p')
-	python3 "$BENCH/lib/record.py" "$out" "$before" "$after" kind=reload server="$name" \
-		workers="$WORKERS" conns=64 hups=5 generation_after="${gen:-0}" >>"$RAW"
+	[ "$name" = clusterd ] || gen=""     # only clusterd counts its generations
+	python3 "$BENCH/lib/record.py" "$out" "$before" "$after" kind=reload round=- scenario=5-reloads server="$name" \
+		workers="$WORKERS" conns=64 hups=5 ${gen:+generation_after=$gen} >>"$RAW"
 	server_stop
 	log "$(printf '%-13s 5 reloads under load: %s' "$name" "$(tail -1 "$RAW" | python3 -c '
 import json, sys; r = json.loads(sys.stdin.read())

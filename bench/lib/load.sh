@@ -1,6 +1,6 @@
 # One bounded load and its record (a line of $RAW):
 #   load_wrk SCENARIO URL CONNS SECONDS WRK_CPU LUA [wrk args...]
-#   load_direct SCENARIO MODE SECONDS      (mongo-direct.js, no HTTP)
+#   load_direct SCENARIO MODE SECONDS CLIENT   (no HTTP: node or libmongoc)
 # Both measure the CPU time of the server's group, of the test MongoDB server
 # and of everything else on the machine around the load (lib/proc.py).
 # ROUND, SERVER_NAME, SERVER_PGID, WORKERS_NOW come from the caller.
@@ -37,18 +37,24 @@ load_wrk() {
 	after=$(cpu_snapshot "$SERVER_PGID")
 	python3 "$BENCH/lib/record.py" "$out" "$before" "$after" kind=load round="$ROUND" \
 		scenario="$scenario" server="$SERVER_NAME" workers="$WORKERS_NOW" conns="$conns" >>"$RAW"
-	tail -1 "$RAW" | python3 "$BENCH/lib/report.py" --line >&2
 }
 
+# The test MongoDB server alone, no HTTP: CLIENT node (the official Node.js
+# driver, 2 processes x 32 queries in flight) or libmongoc (mongo-ceiling,
+# 8 threads, as many queries in flight as readmongo's pools of 2 workers).
 load_direct() {
-	local scenario=$1 mode=$2 secs=$3
-	local out="$LOG_DIR/direct-r$ROUND-$scenario.txt" before after
+	local scenario=$1 mode=$2 secs=$3 client=$4
+	local out="$LOG_DIR/direct-r$ROUND-$scenario-$client.txt" before after
 	wait_quiet
-	before=$(cpu_snapshot 0)
-	MONGO_URI="$MONGO_URI" MODE="$mode" IDS="$IDS_FILE" BENCH_GROUPS="$GROUPS_N" DURATION="$secs" PROCS=2 CONC=32 \
-		timeout -k 2 $((secs + 30)) node "$BENCH/node/mongo-direct.js" >"$out" 2>&1 || true
-	after=$(cpu_snapshot 0)
+	before=$(cpu_snapshot -1)
+	if [ "$client" = node ]; then
+		MONGO_URI="$MONGO_URI" MODE="$mode" IDS="$IDS_FILE" BENCH_GROUPS="$GROUPS_N" DURATION="$secs" PROCS=2 CONC=32 \
+			timeout -k 2 $((secs + 30)) node "$BENCH/node/mongo-direct.js" >"$out" 2>&1 || true
+	else
+		timeout -k 2 $((secs + 30)) "$MONGO_CEILING" "$MONGO_URI" "$mode" "$IDS_FILE" "$GROUPS_N" "$secs" 8 \
+			>"$out" 2>&1 || true
+	fi
+	after=$(cpu_snapshot -1)
 	python3 "$BENCH/lib/record.py" "$out" "$before" "$after" kind=load round="$ROUND" \
-		scenario="$scenario" server=driver-direct workers=2 conns=64 >>"$RAW"
-	tail -1 "$RAW" | python3 "$BENCH/lib/report.py" --line >&2
+		scenario="$scenario" server="$client-direct" workers=- conns=- >>"$RAW"
 }

@@ -138,7 +138,7 @@ def kill9(port, cmd):
     all kept open: the first 200 from another pid than the victim's ends it.
     A server that keeps its listening socket queues them all (answered late,
     none lost); one that closes it refuses some; connections handed to the
-    dead worker hang: after the first 200, the others get 1 s more to be
+    dead worker hang: after the first 200, the others get 0.5 s more to be
     answered; those still waiting then count as "hung"."""
     spawn(cmd)
     if wait_200(port, 20) is None:
@@ -200,7 +200,7 @@ def kill9(port, cmd):
                 head, _, body = data.partition(b"\r\n\r\n")
                 if served is None and head.split(b" ", 2)[1] == b"200" and body_pid(body) != victim:
                     served = round((time.monotonic() - t0) * 1000, 2)
-                    deadline = time.monotonic() + 1.0
+                    deadline = time.monotonic() + 0.5
         if served is None:
             return {"ms": None, "error": "no replacement within 10 s", "refused": refused, "reset": reset}
         return {"ms": served, "refused": refused, "reset": reset, "hung": len(conns)}

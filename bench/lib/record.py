@@ -6,11 +6,15 @@
 OUTFILE has wrk's (or mongo-direct.js's) "BENCH_JSON {...}" line. BEFORE and
 AFTER are `proc.py cpu SERVER MONGO HARNESS` lines taken around the load
 (ticks of the server's group, of the test MongoDB server, of bench/run's own
-group, i.e. wrk; then the machine's busy and total ticks). Prints the record.
+group, i.e. wrk; then the machine's busy and total ticks). Prints the record
+on stdout and a progress line on stderr.
 """
 import json
 import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from report import line as progress_line  # noqa: E402
 
 TICK_US = 1e6 / os.sysconf("SC_CLK_TCK")
 
@@ -28,6 +32,7 @@ with open(out, errors="replace") as f:
 if w is None:
     rec["failed"] = "no BENCH_JSON line in " + out
     print(json.dumps(rec))
+    print(progress_line(rec), file=sys.stderr)
     sys.exit(0)
 
 d = [int(a) - int(b) for a, b in zip(after, before)]
@@ -41,7 +46,7 @@ rec.update({
     "rps": round(n / secs, 1) if secs else 0,
     "errors": sum(errors.values()) if isinstance(errors, dict) else errors,
     "errors_by_kind": errors,
-    "server_cpu_us_per_req": round(server * TICK_US / n, 2) if n else None,
+    "server_cpu_us_per_req": round(server * TICK_US / n, 2) if n and rec.get("workers") != "-" else None,
     "mongo_cpu_pct": round(100.0 * mongo * TICK_US / w["duration_us"], 1),
     "foreign_cpu_pct": round(100.0 * max(0, busy - server - mongo - harness) / total, 1) if total else None,
 })
@@ -49,3 +54,4 @@ if "latency_us" in w:
     rec["latency_us"] = w["latency_us"]
     rec["p99_ms"] = round(w["latency_us"]["p99"] / 1000.0, 3)
 print(json.dumps(rec))
+print(progress_line(rec), file=sys.stderr)

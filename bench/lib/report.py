@@ -4,7 +4,7 @@
   report.py RESULTS_DIR        reads raw.jsonl and meta.json there; prints the
                                tables (markdown) and writes latest.json,
                                latest.md and plot.dat
-  report.py --line             one record on stdin -> one progress line
+line(record) is the progress line that record.py prints for each load.
 """
 import json
 import os
@@ -19,9 +19,11 @@ SCENARIOS = [
     ("mongo-list", "readmongo list of 20 (filter), 64 conns"),
     ("percore", "per core: 1 worker on cpu 1, wrk on cpu 0, keep-alive 64"),
 ]
-SERVERS = ["clusterd", "nginx", "node-http", "node-express", "driver-direct"]
+SERVERS = ["clusterd", "nginx", "node-http", "node-express"]
+DIRECT = ["libmongoc-direct", "node-direct"]      # the test MongoDB server alone
 NAMES = {"clusterd": "clusterd", "nginx": "nginx", "node-http": "Node cluster + http",
-         "node-express": "Node cluster + express", "driver-direct": "driver direct (no HTTP)"}
+         "node-express": "Node cluster + express",
+         "libmongoc-direct": "libmongoc, 8 threads", "node-direct": "Node driver, 2 x 32 in flight"}
 
 
 def med(xs):
@@ -56,7 +58,7 @@ def summarize(records):
     loads = [r for r in records if r.get("kind") == "load" and not r.get("failed")]
     summary = {}
     for sc, _ in SCENARIOS:
-        for sv in SERVERS:
+        for sv in SERVERS + DIRECT:
             rs = [r for r in loads if r["scenario"] == sc and r["server"] == sv]
             if not rs:
                 continue
@@ -70,6 +72,7 @@ def summarize(records):
                 "errors": sum(r["errors"] for r in rs),
                 "mongo_cpu_pct": med(r.get("mongo_cpu_pct") for r in rs),
                 "foreign_cpu_pct": med(r.get("foreign_cpu_pct") for r in rs),
+                "rps_by_round": {str(r["round"]): r["rps"] for r in rs},
             }
     extras = {}
     for sv in SERVERS:
@@ -106,6 +109,13 @@ def get(summary, sc, sv, key):
     return summary.get(sc, {}).get(sv, {}).get(key)
 
 
+def round_ratios(summary, sc, a, b):
+    """a's req/s over b's, round by round (each pair measured minutes apart)."""
+    ra = get(summary, sc, a, "rps_by_round") or {}
+    rb = get(summary, sc, b, "rps_by_round") or {}
+    return [ra[r] / rb[r] for r in sorted(ra) if r in rb and rb[r]]
+
+
 def targets(summary, extras, meta):
     t = []
 
@@ -113,21 +123,36 @@ def targets(summary, extras, meta):
         t.append({"target": name, "measured": measured,
                   "result": "n/a" if ok is None else "PASS" if ok else "FAIL"})
 
+    def rounds(sc, a, b):
+        rr = round_ratios(summary, sc, a, b)
+        return " (rounds: %s)" % ", ".join("%.2f" % x for x in rr) if len(rr) > 1 else ""
+
     for sc, label in (("dummy-ka64", "64"), ("dummy-ka256", "256")):
         c, n = get(summary, sc, "clusterd", "rps"), get(summary, sc, "nginx", "rps")
         cp, np_ = get(summary, sc, "clusterd", "p99_ms"), get(summary, sc, "nginx", "p99_ms")
         r = ratio(c, n)
         add("dummy keep-alive %s conns: >= 1.0x nginx req/s, p99 <= nginx's" % label,
-            "%sx, p99 %s vs %s ms" % (f(r, "%.2f"), f(cp, "%.2f"), f(np_, "%.2f")),
+            "%sx%s, p99 %s vs %s ms" % (f(r, "%.2f"), rounds(sc, "clusterd", "nginx"), f(cp, "%.2f"), f(np_, "%.2f")),
             None if r is None or cp is None else r >= 1.0 and cp <= np_)
     for sc, label in (("dummy-ka64", "64"), ("dummy-ka256", "256")):
         r = ratio(get(summary, sc, "clusterd", "rps"), get(summary, sc, "node-express", "rps"))
-        add("dummy keep-alive %s conns: >= 5x Node cluster + express" % label, "%sx" % f(r, "%.2f"),
-            None if r is None else r >= 5)
+        add("dummy keep-alive %s conns: >= 5x Node cluster + express" % label,
+            "%sx%s" % (f(r, "%.2f"), rounds(sc, "clusterd", "node-express")), None if r is None else r >= 5)
     r = ratio(get(summary, "mongo-get", "clusterd", "rps"), get(summary, "mongo-get", "node-express", "rps"))
-    add("readmongo get by id: >= 3x Node cluster + express + driver",
-        "%sx" % f(r, "%.2f") if r is not None else "skipped: " + meta.get("mongo_skipped", "no data"),
-        None if r is None else r >= 3)
+    if r is None:
+        add("readmongo get by id: >= 3x Node cluster + express + driver",
+            "skipped: " + (meta.get("mongo_skipped") or "no data"), None)
+    else:
+        cpu = ratio(get(summary, "mongo-get", "node-express", "cpu_us_per_req"),
+                    get(summary, "mongo-get", "clusterd", "cpu_us_per_req"))
+        ceil = ratio(get(summary, "mongo-get", "clusterd", "rps"),
+                     get(summary, "mongo-get", "libmongoc-direct", "rps"))
+        add("readmongo get by id: >= 3x Node cluster + express + driver",
+            "%sx%s; clusterd at %s of the test server's ceiling (its CPU %s %%); CPU per request %sx less" % (
+                f(r, "%.2f"), rounds("mongo-get", "clusterd", "node-express"),
+                "–" if ceil is None else "%.0f %%" % (100 * ceil),
+                f(get(summary, "mongo-get", "clusterd", "mongo_cpu_pct"), "%.0f"), f(cpu, "%.1f")),
+            r >= 3)
     cw = extras.get("clusterd", {}).get("rss_worker_mb")
     nw = extras.get("node-express", {}).get("rss_worker_mb")
     add("RSS per worker <= 1/10 of a Node (express) worker's",
@@ -155,6 +180,7 @@ def tables(summary, extras, tgts, meta):
                " cell = req/s · p99 latency." % (meta.get("rounds"), meta.get("duration"), w))
     out.append("")
     cols = [s for s in SERVERS if any(s in summary.get(sc, {}) for sc, _ in SCENARIOS)]
+    mongo_rows = [sc for sc in ("mongo-get", "mongo-list") if sc in summary]
     out.append("| scenario | " + " | ".join(NAMES[c] for c in cols) +
                " | clusterd ÷ nginx | clusterd ÷ Node http | clusterd ÷ express |")
     out.append("|---" * (len(cols) + 4) + "|")
@@ -174,21 +200,34 @@ def tables(summary, extras, tgts, meta):
     out.append("Server CPU time per request, µs (all its processes and threads; the fairest"
                " comparison on 2 cores, since wrk needs ~9 µs/req itself); failed requests in brackets:")
     out.append("")
-    out.append("| scenario | " + " | ".join(NAMES[c] for c in cols if c != "driver-direct") + " | test MongoDB server CPU (clusterd run) |")
-    out.append("|---" * (len([c for c in cols if c != "driver-direct"]) + 2) + "|")
+    out.append("| scenario | " + " | ".join(NAMES[c] for c in cols) + " |")
+    out.append("|---" * (len(cols) + 1) + "|")
     for sc, label in SCENARIOS:
         if sc not in summary:
             continue
         row = [label]
         for c in cols:
-            if c == "driver-direct":
-                continue
             s = summary[sc].get(c)
             row.append("–" if s is None else "%s%s" % (f(s["cpu_us_per_req"]), " (%d)" % s["errors"] if s["errors"] else ""))
-        mc = get(summary, sc, "clusterd", "mongo_cpu_pct")
-        row.append("%s %%" % f(mc, "%.0f") if sc.startswith("mongo") else "")
         out.append("| " + " | ".join(row) + " |")
     out.append("")
+    if mongo_rows:
+        out.append("The test MongoDB server (t/mongo/server.js, one Node.js thread): its ceiling, queried"
+                   " directly with no HTTP, and its CPU use (100 % = one core) during each load:")
+        out.append("")
+        out.append("| query | ceiling: %s | %s | clusterd | clusterd ÷ ceiling | its CPU: ceiling · clusterd · Node http · express |"
+                   % (NAMES["libmongoc-direct"], NAMES["node-direct"]))
+        out.append("|---|---|---|---|---|---|")
+        for sc in mongo_rows:
+            label = dict(SCENARIOS)[sc].split(",")[0]
+            cpu = " · ".join("%s %%" % f(get(summary, sc, c, "mongo_cpu_pct"), "%.0f")
+                             for c in ("libmongoc-direct", "clusterd", "node-http", "node-express"))
+            out.append("| %s | %s | %s | %s | %s | %s |" % (
+                label, k(get(summary, sc, "libmongoc-direct", "rps")), k(get(summary, sc, "node-direct", "rps")),
+                k(get(summary, sc, "clusterd", "rps")),
+                f(ratio(get(summary, sc, "clusterd", "rps"), get(summary, sc, "libmongoc-direct", "rps")), "%.2f"),
+                cpu))
+        out.append("")
     out.append("RSS after the loads (%s workers); start-up and kill -9: medians over fresh servers (kill -9: 1 worker,"
                " a new connection every 0.5 ms from the kill on); reloads: 5 SIGHUP during wrk at 64 connections:" % w)
     out.append("")
@@ -225,9 +264,6 @@ def tables(summary, extras, tgts, meta):
 
 
 def main():
-    if sys.argv[1] == "--line":
-        print(line(json.loads(sys.stdin.read())))
-        return
     d = sys.argv[1]
     records = [json.loads(l) for l in open(os.path.join(d, "raw.jsonl")) if l.strip()]
     meta = json.load(open(os.path.join(d, "meta.json")))
