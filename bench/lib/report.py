@@ -164,6 +164,8 @@ def targets(summary, extras, meta):
     add("zero failed requests across 5 SIGHUP reloads under load",
         "%s failed of %s (generation after: %s)" % (rf, extras.get("clusterd", {}).get("reload_requests"), gen),
         None if rf is None else rf == 0 and gen == 6)
+    if meta.get("only"):        # a partial run (--only readmongo): its own target only
+        t = [x for x in t if x["target"].startswith(meta["only"])]
     return t
 
 
@@ -212,8 +214,10 @@ def tables(summary, extras, tgts, meta):
         out.append("| " + " | ".join(row) + " |")
     out.append("")
     if mongo_rows:
-        out.append("The test MongoDB server (t/mongo/server.js, one Node.js thread): its ceiling, queried"
-                   " directly with no HTTP, and its CPU use (100 % = one core) during each load:")
+        procs = meta.get("mongo_processes", 1)
+        out.append("The test MongoDB server (t/mongo/server.js, %s): its ceiling, queried"
+                   " directly with no HTTP, and its CPU use (100 %% = one core) during each load:"
+                   % ("one Node.js thread" if procs == 1 else "%d Node.js processes, up to %d %% CPU" % (procs, 100 * procs)))
         out.append("")
         out.append("| query | ceiling: %s | %s | clusterd | clusterd ÷ ceiling | its CPU: ceiling · clusterd · Node http · express |"
                    % (NAMES["libmongoc-direct"], NAMES["node-direct"]))

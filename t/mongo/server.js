@@ -3,10 +3,21 @@
 /*
  * mongo-test-server: an in-memory MongoDB wire-protocol server for tests.
  *
- *   node server.js --port N [--host 127.0.0.1] [--seed file.json] [--control-port M] [--verbose]
+ *   node server.js --port N [--host 127.0.0.1] [--seed file.json] [--control-port M]
+ *                  [--processes N] [--verbose]
  *
  * Prints exactly one line when both listeners are up:
  *   mongo-test-server ready port=<port> control=<controlport>
+ *
+ * --processes N (default 1): a node:cluster primary forks N workers that each
+ * load the seed and serve the same port (--port 0: one port, shared); the
+ * primary hands out connections in turn, serves the control port and prints
+ * the ready line once every worker listens. For read-only loads (benchmarks)
+ * only: every process has its own data, cursors and faults, so writes
+ * (insert, delete, drop, ...), a getMore on another connection than its find,
+ * and fault injection are not coherent across processes. With N > 1 the
+ * control paths that change state (/fault, /seed, /clear) answer 409,
+ * /stats sums every worker's counters and /dump shows the first worker's data.
  *
  * It answers like a standalone mongod 6.0 (wire versions 0..17) so that both
  * libmongoc 1.23 and Node's official driver talk to it unmodified.  Queries
@@ -14,25 +25,29 @@
  *
  * Layout: 1. options  2. storage (raw docs + plain views, sort order)
  *         3. wire codec  4. faults  5. commands  6. connections  7. control
+ *         8. processes (--processes N > 1)
  */
 const net = require('net');
 const http = require('http');
 const fs = require('fs');
+const cluster = require('cluster');
 const { ObjectId, Long, Double, EJSON, serialize, deserialize, calculateObjectSize } = require('bson');
 const mingo = require('mingo');
 
 /* ---------------------------------------------------------------- 1. options */
 function parseArgs(argv) {
-  const o = { port: 27017, host: '127.0.0.1', seed: null, controlPort: 0, verbose: false };
+  const o = { port: 27017, host: '127.0.0.1', seed: null, controlPort: 0, processes: 1, verbose: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i], v = () => argv[++i];
     if (a === '--port') o.port = Number(v());
     else if (a === '--host') o.host = v();
     else if (a === '--seed') o.seed = v();
     else if (a === '--control-port') o.controlPort = Number(v());
+    else if (a === '--processes') o.processes = Number(v());
     else if (a === '--verbose') o.verbose = true;
     else { process.stderr.write(`unknown argument ${a}\n`); process.exit(2); }
   }
+  if (!Number.isInteger(o.processes) || o.processes < 1) { process.stderr.write('--processes needs an integer >= 1\n'); process.exit(2); }
   return o;
 }
 const opts = parseArgs(process.argv.slice(2));
@@ -715,14 +730,67 @@ const controlServer = http.createServer((req, res) => {
   req.setEncoding('utf8');
   req.on('data', (d) => { body += d; });
   req.on('end', () => {
-    control(req, body).then((r) => [200, r], (e) => [e.status || 500, { ok: false, error: e.message }])
+    (opts.processes > 1 ? clusterControl : control)(req, body).then((r) => [200, r], (e) => [e.status || 500, { ok: false, error: e.message }])
       .then(([status, r]) => { res.writeHead(status, { 'content-type': 'application/json' }); res.end(JSON.stringify(r) + '\n'); });
   });
 });
 
+/* ---------------------------------------------------------------- 8. processes
+ * With --processes N > 1 the primary holds no data: it forks the workers,
+ * serves the control port and asks the workers over IPC ({id, url, body} ->
+ * {id, status, r}).
+ */
+const workers = [];
+function startWorkers() {
+  cluster.schedulingPolicy = cluster.SCHED_RR; // the primary deals connections out in turn
+  return new Promise((resolve, reject) => {
+    let listening = 0;
+    cluster.on('listening', (w, addr) => { listenPort = addr.port; if (++listening === opts.processes) resolve(); });
+    // A lost worker takes its share of the connections with it: give up loudly.
+    cluster.on('exit', (w, code, signal) => {
+      const e = new Error(`worker ${w.process.pid} exited (${signal || 'code ' + code})`);
+      if (listening < opts.processes) reject(e);
+      else { process.stderr.write(`mongo-test-server: ${e.message}\n`); process.exit(1); }
+    });
+    cluster.on('message', (w, m) => { const done = asks.get(m.id); asks.delete(m.id); if (done) done(m); });
+    for (let i = 0; i < opts.processes; i++) workers.push(cluster.fork());
+  });
+}
+let nextAsk = 0;
+const asks = new Map(); // id -> resolve
+function ask(w, url, body) {
+  return new Promise((resolve) => { const id = ++nextAsk; asks.set(id, resolve); w.send({ id, url, body }); })
+    .then((m) => { if (m.status !== 200) { const e = new Error(m.r.error); e.status = m.status; throw e; } return m.r; });
+}
+function serveWorker() {
+  process.on('message', (m) => control({ url: m.url }, m.body).then((r) => [200, r], (e) => [e.status || 500, { ok: false, error: e.message }])
+    .then(([status, r]) => process.send({ id: m.id, status, r })));
+}
+async function clusterControl(req, body) {
+  const path = new URL(req.url, 'http://x').pathname;
+  if (['/fault', '/seed', '/clear'].includes(path)) {
+    const e = new Error(`${path} refused: with --processes ${opts.processes} every process has its own data and faults, ` +
+      'so a change would reach one of them only (use --processes 1)');
+    e.status = 409; throw e;
+  }
+  if (path !== '/stats') return ask(workers[0], req.url, body); // /dump: the first worker's view
+  const all = await Promise.all(workers.map((w) => ask(w, req.url, body)));
+  const r = { ...all[0], commands: {}, connections: 0, totalConnections: 0, cursors: 0, processes: opts.processes };
+  for (const s of all) {
+    for (const [k, n] of Object.entries(s.commands)) r.commands[k] = (r.commands[k] || 0) + n;
+    for (const k of ['connections', 'totalConnections', 'cursors']) r[k] += s[k];
+  }
+  return r;
+}
+
 async function main() {
-  if (opts.seed) loadSeed(parseSeed(fs.readFileSync(opts.seed, 'utf8')));
-  await listen(opts.port);
+  const multi = opts.processes > 1;
+  if (multi && cluster.isPrimary) await startWorkers(); // sets listenPort
+  else {
+    if (opts.seed) loadSeed(parseSeed(fs.readFileSync(opts.seed, 'utf8')));
+    await listen(opts.port);
+    if (multi) return serveWorker(); // a cluster worker: no control port, no ready line
+  }
   await new Promise((resolve, reject) => {
     controlServer.once('error', reject);
     controlServer.listen(opts.controlPort, opts.host, resolve);
