@@ -25,6 +25,7 @@
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,7 +85,7 @@ struct http_req {
 	struct conn *conn;           /* NULL once the connection is gone */
 	enum http_verb method;
 	unsigned method_code;        /* http_parser's, for the access log */
-	char *url;
+	char *url;                   /* url_inline, or the heap for a long target */
 	size_t url_len, url_cap;
 	const char *path, *query;    /* into url, once split */
 	int keep_alive, http10, head;
@@ -99,6 +100,8 @@ struct http_req {
 	int status;
 	uint64_t bytes;
 	char client[INET6_ADDRSTRLEN];
+	char url_inline[256];
+	struct http_req *next_free;
 };
 
 struct http_server {
@@ -160,16 +163,32 @@ set_timer(struct conn *c, enum ctimer t)
 
 /* ---- requests ---- */
 
+/*
+ * Requests are recycled through a short free list: a keep-alive request
+ * then costs no malloc at all, and a target that fits url_inline none
+ * either.
+ */
+#define FREE_REQS_MAX 64
+static struct http_req *free_reqs;
+static int nfree_reqs;
+
 static struct http_req *
 req_new(struct conn *c)
 {
-	struct http_req *r = calloc(1, sizeof(*r));
+	struct http_req *r = free_reqs;
 
-	if (r == NULL)
+	if (r != NULL) {
+		free_reqs = r->next_free;
+		nfree_reqs--;
+		memset(r, 0, offsetof(struct http_req, url_inline));
+	} else if ((r = calloc(1, sizeof(*r))) == NULL)
 		return NULL;
 	r->conn = c;
 	r->status = 200;
 	r->method_code = NO_METHOD;
+	r->url = r->url_inline;
+	r->url_cap = sizeof(r->url_inline);
+	r->url_inline[0] = '\0';
 	if (accesslog_enabled())
 		gettimeofday(&r->start, NULL);
 	return r;
@@ -178,8 +197,14 @@ req_new(struct conn *c)
 static void
 req_free(struct http_req *r)
 {
-	free(r->url);
-	free(r);
+	if (r->url != r->url_inline)
+		free(r->url);
+	if (nfree_reqs < FREE_REQS_MAX) {
+		r->next_free = free_reqs;
+		free_reqs = r;
+		nfree_reqs++;
+	} else
+		free(r);
 }
 
 static const char *
@@ -271,6 +296,8 @@ static void
 write_head(struct conn *c, struct http_req *r, int status, long long length)
 {
 	const char *conn_hdr = "";
+	char head[EXTRA_HEADERS + 256];
+	int n;
 
 	if (length < 0 && r->http10)
 		c->close_after = 1;      /* HTTP/1.0: the end of the body is the close */
@@ -280,14 +307,16 @@ write_head(struct conn *c, struct http_req *r, int status, long long length)
 		conn_hdr = "Connection: close\r\n";
 	} else if (r->http10)
 		conn_hdr = "Connection: keep-alive\r\n";
-	evbuffer_add_printf(c->out, "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n",
+	/* One formatted block, one evbuffer_add: the head of every reply. */
+	n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n",
 	    status, reason(status));
 	if (length >= 0)
-		evbuffer_add_printf(c->out, "Content-Length: %lld\r\n", length);
+		n += snprintf(head + n, sizeof(head) - (size_t)n, "Content-Length: %lld\r\n", length);
 	else if (!r->http10)
-		evbuffer_add(c->out, "Transfer-Encoding: chunked\r\n", 28);
-	evbuffer_add(c->out, r->extra, r->extra_len);
-	evbuffer_add_printf(c->out, "%s%s\r\n", date_header(c->srv->base), conn_hdr);
+		n += snprintf(head + n, sizeof(head) - (size_t)n, "Transfer-Encoding: chunked\r\n");
+	n += snprintf(head + n, sizeof(head) - (size_t)n, "%.*s%s%s\r\n", (int)r->extra_len,
+	    r->extra, date_header(c->srv->base), conn_hdr);
+	evbuffer_add(c->out, head, (size_t)n < sizeof(head) ? (size_t)n : sizeof(head) - 1);
 }
 
 /* ---- connection output ---- */
@@ -643,11 +672,16 @@ on_url(http_parser *p, const char *at, size_t len)
 		return -1;
 	r->method_code = p->method;      /* known once the target begins */
 	if (r->url_len + len + 1 > r->url_cap) {
-		size_t cap = r->url_cap ? r->url_cap * 2 : 128;
+		size_t cap = r->url_cap * 2;
 		char *grown;
 		while (cap < r->url_len + len + 1)
 			cap *= 2;
-		if ((grown = realloc(r->url, cap)) == NULL)
+		if (r->url == r->url_inline) {
+			if ((grown = malloc(cap)) != NULL)
+				memcpy(grown, r->url_inline, r->url_len);
+		} else
+			grown = realloc(r->url, cap);
+		if (grown == NULL)
 			return -1;
 		r->url = grown;
 		r->url_cap = cap;
