@@ -12,6 +12,9 @@ is($st, 404, '/new is not routed yet');
 
 my $stop = $c->dir . '/stop-clients';
 my @clients = map { [ Clusterd::client_loop($c->port, '/dummy', $stop, $c->dir . "/client$_"), $c->dir . "/client$_" ] } 1 .. 4;
+# And two that never retry, like wrk: retiring workers must not close a
+# keep-alive connection under a request that is on its way.
+my @strict = map { [ Clusterd::client_loop($c->port, '/dummy', $stop, $c->dir . "/strict$_", 1), $c->dir . "/strict$_" ] } 1 .. 2;
 
 # Reload several times under load; each must switch generation cleanly.
 for my $gen (2 .. 4) {
@@ -39,6 +42,11 @@ for my $cl (@clients) {
     $gens{ (split m{/}, $_)[1] } = 1 for keys %{ $r->{seen} };
 }
 ok(keys %gens >= 2, 'the clients were served across generations: ' . join(',', sort keys %gens));
+for my $cl (@strict) {
+    my $r = Clusterd::client_results(@$cl);
+    ok($r->{ok} > 0, "a client that never retries served $r->{ok} requests");
+    is($r->{fail}, 0, 'and none failed') or diag explain $r->{errors};
+}
 
 # A broken config: logged, the old one keeps serving, same master.
 my @workers = $c->workers;

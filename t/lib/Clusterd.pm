@@ -263,10 +263,11 @@ sub read_chunked {
 #
 # Sends GET $path in a loop on one keep-alive connection until $stop_file
 # exists. A request whose reused connection closes before any byte of the
-# response is retried once on a new connection; any other failure counts.
+# response is retried once on a new connection (unless $no_retry); any
+# other failure counts.
 # Writes "ok N\nfail N\nstatus ...\n" to $out. Returns the child's pid.
 sub client_loop {
-    my ($port, $path, $stop_file, $out) = @_;
+    my ($port, $path, $stop_file, $out, $no_retry) = @_;
     my $pid = fork // die "fork: $!";
     return $pid if $pid;
     my ($ok, $fail, %seen, @errors) = (0, 0);
@@ -289,7 +290,8 @@ sub client_loop {
             close $s if $s;
             undef $s;
             $err = $any ? 'closed mid-response' : 'closed before any byte';
-            last unless $reused && !$any;   # retry only the idempotent, untouched case
+            # retry only the idempotent, untouched case (and never, like wrk, if $no_retry)
+            last if $no_retry || !$reused || $any;
         }
         if ($resp && $resp->[0] == 200) {
             $ok++;
