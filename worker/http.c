@@ -65,7 +65,6 @@ struct conn {
 	struct http_req *req;        /* being read, or in service */
 	enum cstate state;
 	enum ctimer timer;
-	int fresh;                   /* no byte received yet */
 	int close_after;             /* close once the output is written */
 	int read_closed;             /* end of file, or no further request wanted */
 	int paused;                  /* reading stopped: see update_reading() */
@@ -653,7 +652,6 @@ on_message_begin(http_parser *p)
 	if ((c->req = req_new(c)) == NULL)
 		return -1;
 	c->state = C_READING;
-	c->fresh = 0;
 	c->header_bytes = 0;
 	c->body_bytes = 0;
 	c->hname_len = 0;
@@ -1037,7 +1035,6 @@ conn_new(struct http_server *srv, int fd, const struct sockaddr_storage *peer)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	c->srv = srv;
 	c->fd = fd;
-	c->fresh = 1;
 	c->peer = *peer;
 	http_parser_init(&c->parser, HTTP_REQUEST);
 	c->parser.data = c;
