@@ -11,7 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <event2/thread.h>
 
 #include "conf/config.h"
 #include "master/master.h"
@@ -149,11 +148,11 @@ main(int argc, char **argv)
 		config_free(cfg);
 		return rc;
 	}
-	/* Workers run MongoDB queries on threads that wake their event loop. */
-	if (evthread_use_pthreads() == -1) {
-		fprintf(stderr, "clusterd: libevent has no pthreads support\n");
-		config_free(cfg);
-		return 1;
-	}
+	/*
+	 * No evthread_use_pthreads(): only a worker's loop thread touches its
+	 * event base. Its MongoDB threads hand results over through a mutex
+	 * and an eventfd (worker/mongo_pool.c), so the base needs no locks,
+	 * which every event_add() and loop turn would otherwise take.
+	 */
 	return master_run(cfg, &ov);
 }
