@@ -85,6 +85,10 @@ const Q = [
   { name: 'null matches missing, mixed-type sort', op: 'find', filter: { opt: null }, opts: { sort: { mixed: 1, i: -1 } }, expect: (d) => d.opt == null },
   { name: 'int64 filter', op: 'find', filter: { big: { $gte: Long.fromNumber(25000000000007) } }, expect: (d) => d.big >= 25000000000007 },
   { name: 'date range', op: 'find', filter: { d: { $gte: new Date(Date.UTC(2020, 1, 1)), $lt: new Date(Date.UTC(2020, 2, 1)) } }, expect: (d) => d.d >= Date.UTC(2020, 1, 1) && d.d < Date.UTC(2020, 2, 1) },
+  { name: '_id equality (the _id index)', op: 'find', filter: { _id: oid(7) }, expect: (d) => d.i === 7 },
+  { name: '_id equality and a condition it fails', op: 'find', filter: { _id: oid(7), grp: 6 }, expect: () => false },
+  { name: '_id equality, no such document', op: 'find', filter: { _id: oid(9999) }, expect: () => false },
+  { name: '_id equality, count', op: 'count', filter: { _id: oid(2999), flag: DOCS[2999].flag }, expect: (d) => d.i === 2999 },
   { name: '_id $in', op: 'find', filter: { _id: { $in: [oid(5), oid(500), oid(2999), oid(9999)] } }, expect: (d) => [5, 500, 2999].includes(d.i) },
   { name: '$or, sort double desc, limit 333 batchSize 100', op: 'find', filter: { $or: [{ grp: 0 }, { w: { $gt: 7 } }] }, opts: { sort: { w: -1, _id: 1 }, limit: 333, batchSize: 100 }, expect: (d) => d.grp === 0 || d.w > 7, limit: 333 },
   { name: 'sort by array field', op: 'find', filter: {}, opts: { sort: { tags: 1, i: 1 }, limit: 150 }, expect: () => true, limit: 150 },
@@ -366,6 +370,8 @@ async function main() {
   await ctl('/seed', EJSON.stringify({ other: { c: [{ _id: 1, v: new Double(1.5) }] } }, { relaxed: false }));
   const reseeded = await client.db('other').collection('c').find({}, RAWOPTS).toArray();
   check(reseeded.length === 1 && reseeded[0].v._bsontype === 'Double' && (await docs.countDocuments({})) === 0, '/seed replaces data');
+  const byNumber = await client.db('other').collection('c').find({ _id: new Double(1) }).toArray();
+  check(byNumber.length === 1 && byNumber[0].v === 1.5, '_id equality compares numbers by value (1.0 finds _id 1)', JSON.stringify(byNumber));
 
   await noRetry.close();
   await client.close();
