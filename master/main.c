@@ -11,7 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-
 #include "conf/config.h"
 #include "master/master.h"
 #include "master/pidfile.h"
