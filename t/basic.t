@@ -78,6 +78,44 @@ is($st, 431, 'a request line over the limit is 431');
 ($st, $h, $body) = $c->get('/dummy', headers => "Content-Length: 2000000\r\n");
 is($st, 413, 'a body over max_body_bytes is 413, before it is sent');
 is(json_decode($body)->{error}{code}, 'too_large', 'as a JSON error');
+# A client that sends its oversized body at once, without waiting for an
+# answer, must still get the 413 rather than a reset: the worker shuts down
+# its side and reads and drops the rest (lingering close).
+{
+    local $SIG{PIPE} = 'IGNORE';
+    my $size = 8 * 1024 * 1024;          # far more than the socket buffers hold
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $c->port) or die;
+    print $s "POST /dummy HTTP/1.1\r\nHost: t\r\nContent-Length: $size\r\n\r\n";
+    my ($sent, $chunk, $err) = (0, 'x' x 65536, '');
+    while ($sent < $size) {
+        my $n = syswrite($s, $chunk);
+        if (!defined $n) { $err = "$!"; last }
+        $sent += $n;
+    }
+    is($err, '', 'the whole oversized body can be sent: no reset');
+    my $resp = Clusterd::read_response($s);
+    is($resp && $resp->[0], 413, '... and the answer is the 413');
+    ok($resp && json_decode($resp->[2]) && json_decode($resp->[2])->{error}{code} eq 'too_large',
+        '  ... as a JSON error');
+    # The worker lingers a bounded time: a client that stays connected, silent,
+    # finds the connection closed for good (the worker's end is no longer open).
+    my $closed = poll_until($Clusterd::DEADLINE, sub { !worker_end_open($c->port, $s->sockport) });
+    ok($closed, 'a client that stays connected after the 413 is let go');
+}
+
+# Whether a process still holds the server's end of the TCP connection between
+# 127.0.0.1:$sport and the client's port $cport (an orphan has inode 0).
+sub worker_end_open {
+    my ($sport, $cport) = @_;
+    open my $f, '<', '/proc/net/tcp' or die "/proc/net/tcp: $!";
+    while (<$f>) {
+        my @x = split;
+        next unless ($x[1] // '') =~ /:([0-9A-F]{4})$/ && hex($1) == $sport;
+        next unless $x[2] =~ /:([0-9A-F]{4})$/ && hex($1) == $cport;
+        return $x[9] != 0;
+    }
+    return 0;
+}
 for my $raw ("NONSENSE\r\n\r\n", "GET /dummy HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n",
     "GET * HTTP/1.1\r\nHost: t\r\n\r\n") {
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $c->port) or die;
@@ -102,6 +140,36 @@ for my $raw ("NONSENSE\r\n\r\n", "GET /dummy HTTP/1.1\r\nHost: t\r\nBad Header\r
     my $raw = <$s>;
     like($raw, qr{^HTTP/1\.1 200 .*\r\nConnection: close\r\n.*"service":"dummy"}s,
         'HTTP/1.0 with an absolute-form target: answered, then closed');
+}
+
+# Expect: 100-continue: the go-ahead comes once the headers are in, even when
+# they arrive in pieces, and not when the announced body is refused anyway.
+sub response_within {
+    my ($s, $secs) = @_;
+    my $r;
+    local $SIG{ALRM} = sub { die "timeout\n" };
+    alarm $secs;
+    eval { $r = Clusterd::read_response($s); 1 };
+    alarm 0;
+    return $r;
+}
+for my $split (0, 1) {
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $c->port) or die;
+    $s->autoflush(1);
+    my $head = "POST /dummy HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n";
+    if ($split) { print $s $_ for split //, $head } else { print $s $head }
+    my $how = $split ? ', headers sent a byte at a time' : '';
+    my $r = response_within($s, $Clusterd::DEADLINE);
+    is($r && $r->[0], 100, "Expect: 100-continue gets 100 Continue$how");
+    print $s 'hello';
+    $r = response_within($s, $Clusterd::DEADLINE);
+    is($r && $r->[0], 405, '  ... then the answer to the request with its body');
+}
+{
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $c->port) or die;
+    print $s "POST /dummy HTTP/1.1\r\nHost: t\r\nContent-Length: 2000000\r\nExpect: 100-continue\r\n\r\n";
+    my $r = response_within($s, $Clusterd::DEADLINE);
+    is($r && $r->[0], 413, 'Expect: 100-continue with a body over the limit: 413, no go-ahead');
 }
 
 # Keep-alive: several requests on one connection, even split byte by byte.

@@ -50,6 +50,8 @@
 #define EXTRA_HEADERS 256
 #define NO_METHOD UINT_MAX           /* the request line was not understood */
 #define DRAIN_GRACE_MS 1000          /* idle keep-alive while draining */
+#define LINGER_PAUSE_MS 2000         /* lingering close: the longest pause in the input */
+#define LINGER_TIME_MS 10000         /* lingering close: the longest in all */
 
 enum cstate { C_IDLE, C_READING, C_SERVICE };
 enum ctimer { T_NONE, T_READ, T_KEEPALIVE };
@@ -70,12 +72,17 @@ struct conn {
 	int paused;                  /* reading stopped: see update_reading() */
 	int busy;                    /* inside one of our callbacks: defer the free */
 	int dead;                    /* closed while busy */
+	int linger;                  /* close through conn_linger() */
+	int lingering;               /* only discarding input until it ends */
+	struct timeval linger_end;
 	size_t header_bytes;
 	uint64_t body_bytes;
 	int limit_status;            /* 413 or 431 found by a parser callback */
 	char hname[16];              /* the current header name, if short */
 	size_t hname_len;
 	int in_value, expect_continue;
+	char expect[12];             /* the start of an Expect value, maybe split across reads */
+	size_t expect_len;
 	struct sockaddr_storage peer;
 	TAILQ_ENTRY(conn) link;
 };
@@ -126,6 +133,7 @@ static uint64_t served;
 static size_t in_flight;
 
 static void conn_close(struct conn *c);
+static void conn_linger(struct conn *c);
 static void on_eof(struct conn *c);
 static void process(struct conn *c, const char *data, size_t len);
 
@@ -449,7 +457,10 @@ conn_release(struct conn *c)
 	}
 	if (evbuffer_get_length(c->out) == 0 && c->state != C_SERVICE &&
 	    (c->close_after || (c->read_closed && c->pending_len == 0))) {
-		conn_close(c);
+		if (c->linger)
+			conn_linger(c);
+		else
+			conn_close(c);
 		return;
 	}
 	update_reading(c);
@@ -753,10 +764,20 @@ on_header_value(http_parser *p, const char *at, size_t len)
 {
 	struct conn *c = conn_of(p);
 
+	if (c->hname_len == 6 && strncasecmp(c->hname, "expect", 6) == 0) {
+		size_t room, n;
+
+		if (!c->in_value)        /* the first piece of this value */
+			c->expect_len = 0;
+		room = sizeof(c->expect) - c->expect_len;
+		n = len < room ? len : room;
+		memcpy(c->expect + c->expect_len, at, n);
+		c->expect_len += n;
+		if (c->expect_len == sizeof(c->expect) &&
+		    strncasecmp(c->expect, "100-continue", sizeof(c->expect)) == 0)
+			c->expect_continue = 1;
+	}
 	c->in_value = 1;
-	if (c->hname_len == 6 && strncasecmp(c->hname, "expect", 6) == 0 &&
-	    len >= 12 && strncasecmp(at, "100-continue", 12) == 0)
-		c->expect_continue = 1;
 	return count_header(c, len);
 }
 
@@ -896,6 +917,7 @@ bad_input(struct conn *c, enum http_errno e)
 	}
 	c->state = C_SERVICE;
 	c->close_after = 1;
+	c->linger = 1;               /* it may still be sending: see conn_linger() */
 	on_eof(c);                   /* read no more from this client */
 	in_flight++;
 	if (accesslog_enabled())
@@ -978,12 +1000,65 @@ on_eof(struct conn *c)
 	}
 }
 
+/*
+ * Closing a socket with unread input makes the kernel answer with a reset,
+ * which can destroy our reply before the client has read it, and makes the
+ * client's own send fail: a client sending a body over max_body_bytes would
+ * see "connection reset" instead of the 413. So after an error the reply is
+ * followed by a shutdown of our side only, and what the client still sends is
+ * read and dropped until it closes, pauses for LINGER_PAUSE_MS, or
+ * LINGER_TIME_MS have passed (nginx's lingering_close does the same).
+ */
+static void
+conn_linger(struct conn *c)
+{
+	struct timeval pause = { LINGER_PAUSE_MS / 1000, (LINGER_PAUSE_MS % 1000) * 1000 };
+
+	if (shutdown(c->fd, SHUT_WR) == -1) {
+		conn_close(c);
+		return;
+	}
+	event_base_gettimeofday_cached(c->srv->base, &c->linger_end);
+	c->linger_end.tv_sec += LINGER_TIME_MS / 1000;
+	c->linger_end.tv_usec += (LINGER_TIME_MS % 1000) * 1000;
+	if (c->linger_end.tv_usec >= 1000000) {
+		c->linger_end.tv_sec++;
+		c->linger_end.tv_usec -= 1000000;
+	}
+	c->lingering = 1;
+	c->paused = 0;
+	c->timer = T_NONE;
+	if (event_add(c->rev, &pause) == -1)
+		conn_close(c);
+}
+
+/* One read a wakeup, so that a fast sender cannot hold the loop. */
+static void
+linger_read(struct conn *c, short what)
+{
+	struct timeval now;
+	ssize_t n;
+
+	event_base_gettimeofday_cached(c->srv->base, &now);
+	if (what & EV_TIMEOUT || !timercmp(&now, &c->linger_end, <)) {
+		conn_close(c);
+		return;
+	}
+	n = read(c->fd, read_buf, sizeof(read_buf));
+	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR))
+		conn_close(c);
+}
+
 static void
 on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 	ssize_t n;
 
+	if (c->lingering) {
+		linger_read(c, what);
+		return;
+	}
 	c->busy++;
 	if (what & EV_TIMEOUT) {
 		/* Idle or too slow to send; a reply still being written has its own timeout. */
