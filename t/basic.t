@@ -3,6 +3,8 @@ use strict;
 use warnings;
 use Test::More;
 use Clusterd qw(poll_until json_decode);
+use Socket qw(IPPROTO_TCP TCP_NODELAY);
+use Time::HiRes qw(sleep);
 
 my $c = Clusterd->new(config => {
     routes => [ { prefix => '/dummy', service => 'dummy' },
@@ -99,12 +101,14 @@ is(json_decode($body)->{error}{code}, 'too_large', 'as a JSON error');
         '  ... as a JSON error');
     # The worker lingers a bounded time: a client that stays connected, silent,
     # finds the connection closed for good (the worker's end is no longer open).
+    ok(defined worker_end_open($c->port, $s->sockport), 'the server end of it is in /proc/net/tcp');
     my $closed = poll_until($Clusterd::DEADLINE, sub { !worker_end_open($c->port, $s->sockport) });
     ok($closed, 'a client that stays connected after the 413 is let go');
 }
 
 # Whether a process still holds the server's end of the TCP connection between
-# 127.0.0.1:$sport and the client's port $cport (an orphan has inode 0).
+# 127.0.0.1:$sport and the client's port $cport (an orphan has inode 0);
+# undef if the kernel has no such socket.
 sub worker_end_open {
     my ($sport, $cport) = @_;
     open my $f, '<', '/proc/net/tcp' or die "/proc/net/tcp: $!";
@@ -112,9 +116,9 @@ sub worker_end_open {
         my @x = split;
         next unless ($x[1] // '') =~ /:([0-9A-F]{4})$/ && hex($1) == $sport;
         next unless $x[2] =~ /:([0-9A-F]{4})$/ && hex($1) == $cport;
-        return $x[9] != 0;
+        return $x[9] != 0 ? 1 : 0;
     }
-    return 0;
+    return undef;
 }
 for my $raw ("NONSENSE\r\n\r\n", "GET /dummy HTTP/1.1\r\nHost: t\r\nBad Header\r\n\r\n",
     "GET * HTTP/1.1\r\nHost: t\r\n\r\n") {
@@ -156,9 +160,19 @@ sub response_within {
 for my $split (0, 1) {
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $c->port) or die;
     $s->autoflush(1);
+    setsockopt($s, IPPROTO_TCP, TCP_NODELAY, 1) or die "TCP_NODELAY: $!";
     my $head = "POST /dummy HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n";
-    if ($split) { print $s $_ for split //, $head } else { print $s $head }
-    my $how = $split ? ', headers sent a byte at a time' : '';
+    if ($split) {
+        # Two segments cut inside the value. The pause only makes it likely
+        # that the worker reads them apart; the test holds either way.
+        my $cut = index($head, 'continue');
+        print $s substr($head, 0, $cut);
+        sleep 0.1;
+        print $s substr($head, $cut);
+    } else {
+        print $s $head;
+    }
+    my $how = $split ? ', its value split across two packets' : '';
     my $r = response_within($s, $Clusterd::DEADLINE);
     is($r && $r->[0], 100, "Expect: 100-continue gets 100 Continue$how");
     print $s 'hello';

@@ -122,6 +122,7 @@ struct http_server {
 	size_t nconns;
 	const struct timeval *read_tv, *keepalive_tv;
 	const struct timeval *grace_tv;      /* keep-alive while draining */
+	long grace_ms;                       /* the same, for lingering connections */
 	int draining;
 	void (*drain_done)(void *);
 	void *drain_arg;
@@ -897,6 +898,7 @@ dispatch(struct conn *c)
 		client_name(&c->peer, r->client, sizeof(r->client));
 	if (split_target(r) == -1) {
 		c->close_after = 1;
+		c->linger = 1;           /* a pipelined request may follow */
 		http_error(r, 400, "bad_request", "the request target must be an absolute path");
 		return;
 	}
@@ -1000,6 +1002,20 @@ on_eof(struct conn *c)
 	}
 }
 
+/* Lingers for ms from now at the most, waiting LINGER_PAUSE_MS at the most for input. */
+static int
+linger_for(struct conn *c, long ms)
+{
+	long pause_ms = ms < LINGER_PAUSE_MS ? ms : LINGER_PAUSE_MS;
+	struct timeval left = { ms / 1000, (ms % 1000) * 1000 };
+	struct timeval pause = { pause_ms / 1000, (pause_ms % 1000) * 1000 };
+	struct timeval now;
+
+	event_base_gettimeofday_cached(c->srv->base, &now);
+	timeradd(&now, &left, &c->linger_end);
+	return event_add(c->rev, &pause);
+}
+
 /*
  * Closing a socket with unread input makes the kernel answer with a reset,
  * which can destroy our reply before the client has read it, and makes the
@@ -1012,23 +1028,15 @@ on_eof(struct conn *c)
 static void
 conn_linger(struct conn *c)
 {
-	struct timeval pause = { LINGER_PAUSE_MS / 1000, (LINGER_PAUSE_MS % 1000) * 1000 };
-
 	if (shutdown(c->fd, SHUT_WR) == -1) {
 		conn_close(c);
 		return;
 	}
-	event_base_gettimeofday_cached(c->srv->base, &c->linger_end);
-	c->linger_end.tv_sec += LINGER_TIME_MS / 1000;
-	c->linger_end.tv_usec += (LINGER_TIME_MS % 1000) * 1000;
-	if (c->linger_end.tv_usec >= 1000000) {
-		c->linger_end.tv_sec++;
-		c->linger_end.tv_usec -= 1000000;
-	}
+	event_del(c->wev);           /* nothing is left to write */
 	c->lingering = 1;
 	c->paused = 0;
 	c->timer = T_NONE;
-	if (event_add(c->rev, &pause) == -1)
+	if (linger_for(c, c->srv->draining ? c->srv->grace_ms : LINGER_TIME_MS) == -1)
 		conn_close(c);
 }
 
@@ -1294,6 +1302,7 @@ http_drain(struct http_server *srv, void (*done)(void *), void *arg)
 	if ((srv->grace_tv = event_base_init_common_timeout(srv->base, &grace)) == NULL)
 		return -1;
 	srv->draining = 1;
+	srv->grace_ms = grace.tv_sec * 1000 + grace.tv_usec / 1000;
 	srv->drain_done = done;
 	srv->drain_arg = arg;
 	/*
@@ -1305,7 +1314,9 @@ http_drain(struct http_server *srv, void (*done)(void *), void *arg)
 	 * grace runs out, like any keep-alive connection that times out.
 	 */
 	TAILQ_FOREACH(c, &srv->conns, link) {
-		if (c->state == C_IDLE && c->timer == T_KEEPALIVE && !c->paused) {
+		if (c->lingering)        /* no longer than the grace either */
+			(void)linger_for(c, srv->grace_ms);
+		else if (c->state == C_IDLE && c->timer == T_KEEPALIVE && !c->paused) {
 			c->timer = T_NONE;
 			set_timer(c, T_KEEPALIVE);
 		}
