@@ -122,7 +122,7 @@ struct http_server {
 	size_t nconns;
 	const struct timeval *read_tv, *keepalive_tv;
 	const struct timeval *grace_tv;      /* keep-alive while draining */
-	long grace_ms;                       /* the same, for lingering connections */
+	long long grace_ms;                  /* the same, for lingering connections */
 	int draining;
 	void (*drain_done)(void *);
 	void *drain_arg;
@@ -151,6 +151,13 @@ http_in_flight(void)
 }
 
 /* ---- timers ---- */
+
+static struct timeval
+ms_tv(long long ms)
+{
+	return (struct timeval){ .tv_sec = (time_t)(ms / 1000),
+	    .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
+}
 
 static void
 set_timer(struct conn *c, enum ctimer t)
@@ -1004,11 +1011,10 @@ on_eof(struct conn *c)
 
 /* Lingers for ms from now at the most, waiting LINGER_PAUSE_MS at the most for input. */
 static int
-linger_for(struct conn *c, long ms)
+linger_for(struct conn *c, long long ms)
 {
-	long pause_ms = ms < LINGER_PAUSE_MS ? ms : LINGER_PAUSE_MS;
-	struct timeval left = { ms / 1000, (ms % 1000) * 1000 };
-	struct timeval pause = { pause_ms / 1000, (pause_ms % 1000) * 1000 };
+	struct timeval left = ms_tv(ms);
+	struct timeval pause = ms_tv(ms < LINGER_PAUSE_MS ? ms : LINGER_PAUSE_MS);
 	struct timeval now;
 
 	event_base_gettimeofday_cached(c->srv->base, &now);
@@ -1233,9 +1239,8 @@ http_server_new(struct event_base *base, const struct limits_conf *lim,
     http_handler handler, void *arg)
 {
 	struct http_server *srv = calloc(1, sizeof(*srv));
-	struct timeval rt = { lim->read_timeout_ms / 1000, (lim->read_timeout_ms % 1000) * 1000 };
-	struct timeval kt = { lim->keepalive_timeout_ms / 1000,
-	    (lim->keepalive_timeout_ms % 1000) * 1000 };
+	struct timeval rt = ms_tv(lim->read_timeout_ms);
+	struct timeval kt = ms_tv(lim->keepalive_timeout_ms);
 
 	if (srv == NULL)
 		return NULL;
@@ -1293,16 +1298,15 @@ http_server_stop_accepting(struct http_server *srv)
 int
 http_drain(struct http_server *srv, void (*done)(void *), void *arg)
 {
-	struct timeval grace = { DRAIN_GRACE_MS / 1000, (DRAIN_GRACE_MS % 1000) * 1000 };
+	long long grace_ms = srv->lim->keepalive_timeout_ms < DRAIN_GRACE_MS ?
+	    srv->lim->keepalive_timeout_ms : DRAIN_GRACE_MS;
+	struct timeval grace = ms_tv(grace_ms);
 	struct conn *c;
 
-	if (srv->lim->keepalive_timeout_ms < DRAIN_GRACE_MS)
-		grace = (struct timeval){ srv->lim->keepalive_timeout_ms / 1000,
-		    (srv->lim->keepalive_timeout_ms % 1000) * 1000 };
 	if ((srv->grace_tv = event_base_init_common_timeout(srv->base, &grace)) == NULL)
 		return -1;
 	srv->draining = 1;
-	srv->grace_ms = grace.tv_sec * 1000 + grace.tv_usec / 1000;
+	srv->grace_ms = grace_ms;
 	srv->drain_done = done;
 	srv->drain_arg = arg;
 	/*
