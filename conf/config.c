@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "conf/config.h"
-#include "worker/service.h"
+#include "svc/service.h"
 
 const char *const config_top_keys[] = {
 	"listen", "workers", "pid_file", "error_log", "log_level",

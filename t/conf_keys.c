@@ -13,7 +13,7 @@
 #include <stdio.h>
 
 #include "conf/config.h"
-#include "worker/service.h"
+#include "svc/service.h"
 
 static void
 list(const char *kind, const char *const *keys)

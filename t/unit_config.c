@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "conf/config.h"
-#include "worker/service.h"
+#include "svc/service.h"
 #include "t/tap.h"
 
 #define MIN "\"listen\":[\"127.0.0.1:8080\"],\"routes\":[{\"prefix\":\"/d\",\"service\":\"dummy\"}]"

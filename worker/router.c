@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "worker/http.h"
+#include "http/http.h"
 #include "worker/router.h"
 
 struct router {

@@ -7,7 +7,7 @@
 #define CLUSTERD_ROUTER_H
 
 #include "conf/config.h"
-#include "worker/service.h"
+#include "svc/service.h"
 
 struct router;
 

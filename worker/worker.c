@@ -17,7 +17,7 @@
 #include "common/log.h"
 #include "ipc/ipc.h"
 #include "worker/accesslog.h"
-#include "worker/http.h"
+#include "http/http.h"
 #include "worker/router.h"
 #include "worker/worker.h"
 

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "worker/http.h"
+#include "http/http.h"
 
 struct http_param {
 	char *key, *value;

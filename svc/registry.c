@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "worker/service.h"
+#include "svc/service.h"
 
 extern const struct service dummy_service;
 extern const struct service readmongo_service;

@@ -17,8 +17,8 @@
 #include <sys/queue.h>
 
 #include "conf/config.h"
-#include "worker/http.h"
-#include "worker/service.h"
+#include "http/http.h"
+#include "svc/service.h"
 
 #define DELAY_MAX_MS 60000
 

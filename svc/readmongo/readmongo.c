@@ -35,9 +35,9 @@
 
 #include "common/log.h"
 #include "conf/config.h"
-#include "worker/http.h"
-#include "worker/mongo_pool.h"
-#include "worker/service.h"
+#include "http/http.h"
+#include "worker/pool.h"
+#include "svc/service.h"
 
 #define BATCH_BYTES  (64 * 1024)    /* JSON handed to the loop at a time */
 #define PENDING_MAX  (256 * 1024)   /* unwritten bytes a stream may leave queued */

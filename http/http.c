@@ -40,7 +40,7 @@
 
 #include "common/log.h"
 #include "worker/accesslog.h"
-#include "worker/http.h"
+#include "http/http.h"
 
 #define READ_BUF_SIZE (64 * 1024)
 #define PENDING_MAX (256 * 1024)     /* pipelined input kept behind a request */

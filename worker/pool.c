@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "worker/mongo_pool.h"
+#include "worker/pool.h"
 
 STAILQ_HEAD(job_list, mongo_job);
 STAILQ_HEAD(msg_list, mongo_msg);
