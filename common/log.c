@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +14,7 @@
 
 static int log_fd_ = STDERR_FILENO;
 static char *log_target;          /* NULL means stderr */
-static enum log_level log_level_ = LOG_INFO;
+static enum log_level log_level_ = LL_INFO;
 static char log_role[32] = "master";
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
@@ -99,21 +100,15 @@ log_level_parse(const char *name, enum log_level *out)
 	return -1;
 }
 
-const char *
-log_level_name(enum log_level level)
-{
-	return level_names[level];
-}
-
-void
-log_msg(enum log_level level, const char *fmt, ...)
+/* Formats and writes one line; to stderr as well when also_stderr. */
+static void
+log_line(enum log_level level, int also_stderr, const char *fmt, va_list ap)
 {
 	char line[2048];
 	struct timeval tv;
 	struct tm tm;
 	size_t n;
 	int saved_errno = errno;
-	va_list ap;
 
 	if (level > log_level_)
 		return;
@@ -122,9 +117,7 @@ log_msg(enum log_level level, const char *fmt, ...)
 	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
 	n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ld [%s] %ld %s: ",
 	    (long)tv.tv_usec / 1000, level_names[level], (long)getpid(), log_role);
-	va_start(ap, fmt);
 	vsnprintf(line + n, sizeof(line) - n, fmt, ap);
-	va_end(ap);
 	n = strlen(line);
 	if (n > sizeof(line) - 2)
 		n = sizeof(line) - 2;
@@ -133,5 +126,29 @@ log_msg(enum log_level level, const char *fmt, ...)
 	if (write(log_fd_, line, n) < 0) {
 		/* nowhere left to report it */
 	}
+	if (also_stderr && log_fd_ != STDERR_FILENO && write(STDERR_FILENO, line, n) < 0) {
+		/* the same */
+	}
 	errno = saved_errno;
+}
+
+void
+log_msg(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_line(level, 0, fmt, ap);
+	va_end(ap);
+}
+
+void
+fatal(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_line(LL_ERROR, 1, fmt, ap);
+	va_end(ap);
+	exit(1);
 }

@@ -8,7 +8,8 @@
 
 #include <stdarg.h>
 
-enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
+/* LL_, not LOG_: <syslog.h> owns LOG_INFO and LOG_DEBUG. */
+enum log_level { LL_ERROR = 0, LL_WARN, LL_INFO, LL_DEBUG };
 
 /* "stderr" or a path; returns 0, or -1 with errno set. */
 int log_open(const char *target);
@@ -20,14 +21,20 @@ void log_set_level(enum log_level level);
 /* "master" or "worker slot N" */
 void log_set_role(const char *role);
 int log_level_parse(const char *name, enum log_level *out);
-const char *log_level_name(enum log_level level);
 
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
-#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
-#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
-#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_error(...) log_msg(LL_ERROR, __VA_ARGS__)
+#define log_warn(...)  log_msg(LL_WARN, __VA_ARGS__)
+#define log_info(...)  log_msg(LL_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LL_DEBUG, __VA_ARGS__)
+
+/*
+ * For setup errors that leave nothing sensible to do (an allocation of
+ * the process's own fixed state, an event base): logs the reason as an
+ * error, to stderr too when the log is a file, and exits 1.
+ */
+void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 #endif

@@ -38,12 +38,14 @@
 
 #include <http_parser.h>
 
+#include "common/json.h"
 #include "common/log.h"
+#include "common/time.h"
 #include "worker/accesslog.h"
 #include "http/http.h"
 
 #define READ_BUF_SIZE (64 * 1024)
-#define PENDING_MAX (256 * 1024)     /* pipelined input kept behind a request */
+#define PIPELINE_MAX (256 * 1024)    /* pipelined input kept behind a request */
 #define OUTPUT_MAX (256 * 1024)      /* replies a client has not read yet */
 #define ACCEPT_BATCH 64
 #define ACCEPT_PAUSE_MS 100          /* out of descriptors: wait before accepting */
@@ -151,13 +153,6 @@ http_in_flight(void)
 }
 
 /* ---- timers ---- */
-
-static struct timeval
-ms_tv(long long ms)
-{
-	return (struct timeval){ .tv_sec = (time_t)(ms / 1000),
-	    .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
-}
 
 static void
 set_timer(struct conn *c, enum ctimer t)
@@ -415,7 +410,7 @@ write_out(struct conn *c)
 static void
 update_reading(struct conn *c)
 {
-	int want = !c->read_closed && c->pending_len <= PENDING_MAX &&
+	int want = !c->read_closed && c->pending_len <= PIPELINE_MAX &&
 	    evbuffer_get_length(c->out) <= OUTPUT_MAX;
 
 	if (want && c->paused) {
@@ -528,27 +523,6 @@ http_reply(struct http_req *req, int status, const char *body, size_t len)
 }
 
 void
-http_json_quote(struct evbuffer *buf, const char *s)
-{
-	const char *run = s;
-
-	evbuffer_add(buf, "\"", 1);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (ch != '"' && ch != '\\' && ch >= 0x20)
-			continue;
-		evbuffer_add(buf, run, (size_t)(s - run));
-		if (ch == '"' || ch == '\\')
-			evbuffer_add_printf(buf, "\\%c", ch);
-		else
-			evbuffer_add_printf(buf, "\\u%04x", ch);
-		run = s + 1;
-	}
-	evbuffer_add(buf, run, (size_t)(s - run));
-	evbuffer_add(buf, "\"", 1);
-}
-
-void
 http_error(struct http_req *req, int status, const char *code, const char *fmt, ...)
 {
 	char msg[1024], *body;
@@ -564,7 +538,7 @@ http_error(struct http_req *req, int status, const char *code, const char *fmt, 
 	}
 	evbuffer_add_printf(buf, "{\"error\":{\"status\":%d,\"code\":\"%s\",\"message\":",
 	    status, code);
-	http_json_quote(buf, msg);
+	json_quote(buf, msg);
 	evbuffer_add(buf, "}}", 2);
 	body = (char *)evbuffer_pullup(buf, -1);
 	http_reply(req, status, body != NULL ? body : "{}", body != NULL ?
@@ -615,12 +589,6 @@ http_stream_end(struct http_req *req)
 		evbuffer_add(c->out, "0\r\n\r\n", 5);
 	if ((c = reply_done(req)) != NULL)
 		conn_release(c);
-}
-
-size_t
-http_stream_pending(struct http_req *req)
-{
-	return req->conn != NULL ? evbuffer_get_length(req->conn->out) : 0;
 }
 
 void
@@ -1208,7 +1176,7 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
 		if (errno == EINTR || errno == ECONNABORTED)
 			continue;
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-			struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+			struct timeval tv = ms_tv(ACCEPT_PAUSE_MS);
 			log_warn("accept: %s: pausing for %d ms", strerror(errno), ACCEPT_PAUSE_MS);
 			for (size_t j = 0; j < srv->nlev; j++)
 				event_del(srv->lev[j]);

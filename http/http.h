@@ -89,8 +89,6 @@ void http_error(struct http_req *req, int status, const char *code,
 void http_stream_start(struct http_req *req, int status);
 void http_stream_chunk(struct http_req *req, struct evbuffer *buf);
 void http_stream_end(struct http_req *req);
-/* Bytes written to the connection but not yet sent: for back-pressure. */
-size_t http_stream_pending(struct http_req *req);
 /*
  * Calls cb(arg) once when the unsent bytes fall to `below` or fewer, or
  * when the client is gone (check http_req_gone()): at once if that is
@@ -103,8 +101,5 @@ void http_stream_on_drain(struct http_req *req, size_t below, void (*cb)(void *)
  * the client is still there, nothing if it is gone.
  */
 void http_drop(struct http_req *req);
-
-/* Appends s to buf as a JSON string literal, quotes included. */
-void http_json_quote(struct evbuffer *buf, const char *s);
 
 #endif

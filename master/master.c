@@ -32,6 +32,7 @@
 #include <event2/event.h>
 
 #include "common/log.h"
+#include "common/time.h"
 #include "ipc/ipc.h"
 #include "master/listen.h"
 #include "master/master.h"
@@ -92,22 +93,6 @@ static struct {
 
 static void master_cycle(void);
 static void spawn(int slot, struct generation *gen);
-
-static uint64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static struct timeval
-ms_tv(uint64_t ms)
-{
-	return (struct timeval){ .tv_sec = (time_t)(ms / 1000),
-	    .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
-}
 
 static int
 live_workers(void)
@@ -210,7 +195,7 @@ schedule_respawn(int slot, uint64_t lived_ms)
 {
 	struct slot *s = &M.slots[slot];
 	uint64_t delay = restart_delay(&s->restart, lived_ms);
-	struct timeval tv = ms_tv(delay);
+	struct timeval tv = ms_tv((long long)delay);
 
 	if (s->respawn_ev != NULL)
 		return;
@@ -252,7 +237,7 @@ kill_fire(evutil_socket_t fd, short what, void *arg)
 static void
 arm_kill(struct worker *w, uint64_t ms)
 {
-	struct timeval tv = ms_tv(ms);
+	struct timeval tv = ms_tv((long long)ms);
 
 	if (w->kill_ev == NULL)
 		w->kill_ev = evtimer_new(M.base, kill_fire, w);
@@ -558,8 +543,7 @@ static void
 setup_watchdog(void)
 {
 	uint64_t usec = notify_watchdog_usec();
-	struct timeval tv = { .tv_sec = (time_t)(usec / 2 / 1000000),
-	    .tv_usec = (suseconds_t)(usec / 2 % 1000000) };
+	struct timeval tv = ms_tv((long long)(usec / 2000));   /* half the period */
 
 	if (usec == 0)
 		return;

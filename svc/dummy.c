@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/queue.h>
 
+#include "common/time.h"
 #include "conf/config.h"
 #include "http/http.h"
 #include "svc/service.h"
@@ -135,7 +136,7 @@ delay(struct dummy *d, struct http_req *req)
 	dl->req = req;
 	dl->ms = ms;
 	TAILQ_INSERT_TAIL(&d->pending, dl, link);
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	struct timeval tv = ms_tv(ms);
 	evtimer_add(dl->timer, &tv);
 }
 

@@ -42,7 +42,7 @@ main(void)
 		is_int(cfg->nlisten, 1, "one listen address");
 		ok(cfg->workers >= 1, "workers defaults to auto (online CPUs)");
 		is_str(cfg->error_log, "stderr", "error_log defaults to stderr");
-		is_int(cfg->log_level, LOG_INFO, "log_level defaults to info");
+		is_int(cfg->log_level, LL_INFO, "log_level defaults to info");
 		is_int(cfg->shutdown_timeout_ms, 10000, "shutdown_timeout_ms default");
 		is_int(cfg->limits.max_header_bytes, 8192, "max_header_bytes default");
 		is_int(cfg->limits.max_body_bytes, 1048576, "max_body_bytes default");
@@ -65,7 +65,7 @@ main(void)
 		is_int(cfg->workers, 3, "workers 3");
 		is_int(cfg->limits.read_timeout_ms, 5, "limits override one key");
 		is_int(cfg->limits.max_header_bytes, 8192, "and keep the other defaults");
-		is_int(cfg->log_level, LOG_DEBUG, "log_level debug");
+		is_int(cfg->log_level, LL_DEBUG, "log_level debug");
 		config_free(cfg);
 	}
 

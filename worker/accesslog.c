@@ -9,23 +9,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/json.h"
 #include "worker/accesslog.h"
 
 static int fd = -1;
 static char *target;                 /* NULL for stderr */
 static enum accesslog_format format;
-
-int
-accesslog_format_parse(const char *name, enum accesslog_format *out)
-{
-	if (strcmp(name, "combined") == 0)
-		*out = ACCESSLOG_COMBINED;
-	else if (strcmp(name, "json") == 0)
-		*out = ACCESSLOG_JSON;
-	else
-		return -1;
-	return 0;
-}
 
 int
 accesslog_open(const char *path, enum accesslog_format fmt)
@@ -78,18 +67,22 @@ accesslog_enabled(void)
 	return fd != -1;
 }
 
-/* Copies s into buf for a quoted field: quotes, backslashes, controls escaped. */
+/*
+ * Copies s into buf for a quoted field of the combined format, the way
+ * nginx does: quotes and backslashes escaped, other bytes that would break
+ * the line as \xHH. (The JSON format uses json_escape().)
+ */
 static size_t
-escape(char *buf, size_t len, const char *s, int json)
+escape_combined(char *buf, size_t len, const char *s)
 {
 	size_t n = 0;
 
-	for (; *s != '\0' && n + 7 < len; s++) {
+	for (; *s != '\0' && n + 5 < len; s++) {
 		unsigned char c = (unsigned char)*s;
 		if (c == '"' || c == '\\')
 			n += (size_t)snprintf(buf + n, len - n, "\\%c", c);
 		else if (c < 0x20 || c == 0x7f)
-			n += (size_t)snprintf(buf + n, len - n, json ? "\\u%04x" : "\\x%02x", c);
+			n += (size_t)snprintf(buf + n, len - n, "\\x%02x", c);
 		else
 			buf[n++] = (char)c;
 	}
@@ -108,7 +101,10 @@ accesslog_write(const struct access_entry *e)
 	if (fd == -1)
 		return;
 	gettimeofday(&tv, NULL);
-	escape(uri, sizeof(uri), e->uri, format == ACCESSLOG_JSON);
+	if (format == ACCESSLOG_JSON)
+		json_escape(uri, sizeof(uri), e->uri);
+	else
+		escape_combined(uri, sizeof(uri), e->uri);
 	if (format == ACCESSLOG_JSON) {
 		gmtime_r(&tv.tv_sec, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);

@@ -29,6 +29,5 @@ int accesslog_reopen(void);
 void accesslog_close(void);
 int accesslog_enabled(void);
 void accesslog_write(const struct access_entry *e);
-int accesslog_format_parse(const char *name, enum accesslog_format *out);
 
 #endif

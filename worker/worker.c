@@ -15,6 +15,7 @@
 #include <event2/event.h>
 
 #include "common/log.h"
+#include "common/time.h"
 #include "ipc/ipc.h"
 #include "worker/accesslog.h"
 #include "http/http.h"
@@ -242,7 +243,7 @@ setup_loop(const struct worker_args *a)
 {
 	static const int sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGUSR1 };
 	struct event_config *ec = event_config_new();
-	struct timeval stats_tv = { STATS_INTERVAL_MS / 1000, (STATS_INTERVAL_MS % 1000) * 1000 };
+	struct timeval stats_tv = ms_tv(STATS_INTERVAL_MS);
 
 	/* The changelist folds the epoll_ctl calls of one loop iteration into one. */
 	if (ec != NULL)
@@ -303,25 +304,18 @@ worker_run(const struct worker_args *a)
 	raise_nofile(a->cfg->worker_rlimit_nofile);
 	/* Opened before dropping privileges, as the master made them ours. */
 	if (accesslog_open(a->cfg->access_log, a->cfg->access_log_json ?
-	    ACCESSLOG_JSON : ACCESSLOG_COMBINED) == -1) {
-		log_error("cannot open the access log %s: %s", a->cfg->access_log,
-		    strerror(errno));
-		exit(1);
-	}
+	    ACCESSLOG_JSON : ACCESSLOG_COMBINED) == -1)
+		fatal("cannot open the access log %s: %s", a->cfg->access_log, strerror(errno));
 	if (drop_privileges(a->cfg) == -1)
 		exit(1);
 	follow_master(a->master);    /* a credential change cleared it */
-	if (setup_loop(a) == -1) {
-		log_error("cannot start: %s", strerror(errno));
-		exit(1);
-	}
+	if (setup_loop(a) == -1)
+		fatal("cannot start: %s", strerror(errno));
 	ready.u.ready.pid = W.info.pid;
 	ready.u.ready.slot = a->slot;
 	ready.u.ready.generation = a->generation;
-	if (ipc_send(a->ipc_fd, &ready) == -1) {
-		log_error("cannot report to the master: %s", strerror(errno));
-		exit(1);
-	}
+	if (ipc_send(a->ipc_fd, &ready) == -1)
+		fatal("cannot report to the master: %s", strerror(errno));
 	log_debug("serving, generation %ld", a->generation);
 	event_base_dispatch(W.base);
 	if (W.fast)

@@ -13,7 +13,7 @@
  * on the worker's mongo_pool threads. A list streams: its thread serializes
  * the cursor into batches of about BATCH_BYTES and hands each to the loop,
  * then waits until the loop has passed it to the connection and the
- * connection has written all but PENDING_MAX bytes of it. So a worker holds
+ * connection has written all but STREAM_LOW_WATER bytes of it. So a worker holds
  * a few batches per stream, whatever the size of the result, and a client
  * that reads slowly slows its own cursor down, nothing else.
  */
@@ -33,20 +33,19 @@
 #include <event2/buffer.h>
 #include <mongoc/mongoc.h>
 
+#include "common/json.h"
 #include "common/log.h"
+#include "common/util.h"
 #include "conf/config.h"
 #include "http/http.h"
 #include "worker/pool.h"
 #include "svc/service.h"
 
 #define BATCH_BYTES  (64 * 1024)    /* JSON handed to the loop at a time */
-#define PENDING_MAX  (256 * 1024)   /* unwritten bytes a stream may leave queued */
+#define STREAM_LOW_WATER (256 * 1024)  /* unwritten bytes a stream may leave queued */
 #define SERVER_BATCH 1000           /* documents per server batch: bounds its memory */
 #define NS_MAX       255            /* "database.collection", as mongod limits it */
 #define ID_MAX       1024
-
-#define container_of(p, type, member) \
-	((type *)(void *)((char *)(p) - offsetof(type, member)))
 
 static const char *const readmongo_keys[] = {
 	"uri", "database", "collections", "default_limit", "max_limit",
@@ -610,7 +609,7 @@ deliver_batch(struct mongo_msg *m)
 		http_stream_chunk(j->req, buf);
 	evbuffer_free(buf);
 	/* Back-pressure: the thread fetches the next batch once this one is out. */
-	http_stream_on_drain(j->req, PENDING_MAX, drained, j);
+	http_stream_on_drain(j->req, STREAM_LOW_WATER, drained, j);
 }
 
 static void
@@ -646,7 +645,7 @@ close_list(struct rm_job *j)
 	log_warn("route %s: a result stream was cut short: %s", j->rm->prefix, j->err.message);
 	evbuffer_add_printf(j->out, "],\"error\":{\"status\":%d,\"code\":\"%s\",\"message\":",
 	    j->err.status, j->err.code);
-	http_json_quote(j->out, j->err.message);
+	json_quote(j->out, j->err.message);
 	evbuffer_add(j->out, "}}", 2);
 }
 
