@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "conf/config.h"
-#include "svc/service.h"
 
 const char *const config_top_keys[] = {
 	"listen", "workers", "pid_file", "error_log", "log_level",
@@ -294,18 +293,10 @@ parse_route(struct config *cfg, json_object *r, size_t idx, char *err, size_t er
 			goto out;
 		}
 	}
-	if ((rt->service = service_find(svc)) == NULL) {
-		char known[256];
-		service_names(known, sizeof(known));
-		snprintf(err, errlen, "%s.service: unknown service \"%s\" (known: %s)",
-		    path, svc, known);
-		goto out;
-	}
-	if (conf_check_keys(r, path, config_route_keys, rt->service->keys, err, errlen) == -1)
-		goto out;
-	/* Everything but prefix and service belongs to the service's own validator. */
-	if (rt->service->configure(r, path, &rt->service_conf, err, errlen) == -1)
-		goto out;
+	/* The service and its options are the master's to resolve, through svc/. */
+	rt->service_name = svc;
+	svc = NULL;
+	rt->options = json_object_get(r);
 	rc = 0;
 out:
 	free(svc);
@@ -339,21 +330,36 @@ parse_routes(struct config *cfg, json_object *root, char *err, size_t errlen)
 	return 0;
 }
 
-/* user and group must exist when the config is read, not when a worker forks. */
+/*
+ * user and group must exist when the config is read, not when a worker
+ * forks: they are looked up here, once, and the ids kept.
+ */
 static int
 check_identity(struct config *cfg, char *err, size_t errlen)
 {
-	if (cfg->user != NULL && getpwnam(cfg->user) == NULL) {
-		snprintf(err, errlen, "user: no such user \"%s\"", cfg->user);
-		return -1;
-	}
-	if (cfg->group != NULL && getgrnam(cfg->group) == NULL) {
-		snprintf(err, errlen, "group: no such group \"%s\"", cfg->group);
-		return -1;
-	}
+	struct passwd *pw;
+	struct group *gr;
+
+	cfg->uid = (uid_t)-1;
+	cfg->gid = (gid_t)-1;
 	if (cfg->group != NULL && cfg->user == NULL) {
 		snprintf(err, errlen, "group: needs \"user\" too");
 		return -1;
+	}
+	if (cfg->user == NULL)
+		return 0;
+	if ((pw = getpwnam(cfg->user)) == NULL) {
+		snprintf(err, errlen, "user: no such user \"%s\"", cfg->user);
+		return -1;
+	}
+	cfg->uid = pw->pw_uid;
+	cfg->gid = pw->pw_gid;
+	if (cfg->group != NULL) {
+		if ((gr = getgrnam(cfg->group)) == NULL) {
+			snprintf(err, errlen, "group: no such group \"%s\"", cfg->group);
+			return -1;
+		}
+		cfg->gid = gr->gr_gid;
 	}
 	return 0;
 }
@@ -370,9 +376,9 @@ parse_access_log(struct config *cfg, json_object *root, char *err, size_t errlen
 	    err, errlen) == -1)
 		goto out;
 	if (strcmp(format, "combined") == 0)
-		cfg->access_log_json = 0;
+		cfg->access_log_format = ACCESS_LOG_COMBINED;
 	else if (strcmp(format, "json") == 0)
-		cfg->access_log_json = 1;
+		cfg->access_log_format = ACCESS_LOG_JSON;
 	else {
 		snprintf(err, errlen, "access_log_format: \"%s\" is not one of combined, json",
 		    format);
@@ -557,8 +563,10 @@ config_free(struct config *cfg)
 		return;
 	for (size_t i = 0; i < cfg->nroutes; i++) {
 		struct route_conf *rt = &cfg->routes[i];
-		if (rt->service != NULL && rt->service_conf != NULL)
-			rt->service->conf_free(rt->service_conf);
+		if (rt->service_conf_free != NULL)
+			rt->service_conf_free(rt->service_conf);
+		json_object_put(rt->options);
+		free(rt->service_name);
 		free(rt->prefix);
 	}
 	free(cfg->routes);

@@ -2,6 +2,11 @@
  * The configuration: a JSON file (comments allowed) read with json-c and
  * validated strictly. Every error names the file, the key path and the
  * problem, e.g. "clusterd.conf: routes[1].prefix: duplicate prefix "/a"".
+ *
+ * This layer is data only: it knows no process and no service. A route is
+ * parsed to its prefix, the name of its service and its other options; the
+ * master then resolves it through svc/ (svc_resolve_routes()), which fills
+ * in the service and its validated private config.
  */
 #ifndef CLUSTERD_CONFIG_H
 #define CLUSTERD_CONFIG_H
@@ -11,18 +16,24 @@
 
 #include <json-c/json.h>
 
+#include <sys/types.h>
+
 #include "common/log.h"
 #include "conf/addr.h"
 
-struct service;
+struct service;                  /* svc/service.h: opaque here */
 
 #define CONFIG_MAX_LISTEN 64         /* listen addresses, each a socket per slot */
 
 struct route_conf {
 	char *prefix;
 	size_t prefix_len;
+	char *service_name;          /* as written */
+	json_object *options;        /* the route's object: a reference we hold */
+	/* Filled in by svc_resolve_routes(); service_conf_free frees service_conf. */
 	const struct service *service;
-	void *service_conf;          /* owned; freed by service->conf_free */
+	void *service_conf;
+	void (*service_conf_free)(void *conf);
 };
 
 struct limits_conf {
@@ -44,8 +55,10 @@ struct config {
 	long long worker_rlimit_nofile;  /* 0: raise the soft limit to the hard one */
 	char *user;                  /* NULL: workers keep the master's identity */
 	char *group;                 /* NULL: the user's primary group */
+	uid_t uid;                   /* of user, looked up once here; -1 without one */
+	gid_t gid;                   /* of group, or the user's primary group */
 	char *access_log;            /* "off", "stderr" or a path */
-	int access_log_json;         /* access_log_format: 0 combined, 1 json */
+	enum access_log_format { ACCESS_LOG_COMBINED, ACCESS_LOG_JSON } access_log_format;
 	struct limits_conf limits;
 	struct route_conf *routes;
 	size_t nroutes;

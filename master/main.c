@@ -133,7 +133,7 @@ main(int argc, char **argv)
 		usage(stderr);
 		return 1;
 	}
-	if ((cfg = config_load(path, &ov, err, sizeof(err))) == NULL) {
+	if ((cfg = master_load_config(path, &ov, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "clusterd: %s\n", err);
 		return 1;
 	}

@@ -14,8 +14,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -39,6 +37,7 @@
 #include "master/notify.h"
 #include "master/pidfile.h"
 #include "master/restart.h"
+#include "svc/service.h"
 #include "worker/worker.h"
 
 #define FAST_STOP_KILL_MS 2000   /* SIGTERM, then SIGKILL after this */
@@ -92,6 +91,19 @@ static struct {
 } M;
 
 static void master_cycle(void);
+
+struct config *
+master_load_config(const char *path, const struct config_overrides *ov, char *err,
+    size_t errlen)
+{
+	struct config *cfg = config_load(path, ov, err, errlen);
+
+	if (cfg != NULL && svc_resolve_routes(cfg, err, errlen) == -1) {
+		config_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
 static void spawn(int slot, struct generation *gen);
 
 static int
@@ -515,19 +527,10 @@ own_file(const char *path, uid_t uid, gid_t gid)
 static void
 prepare_log_files(const struct config *cfg)
 {
-	uid_t uid = (uid_t)-1;
-	gid_t gid = (gid_t)-1;
-	struct passwd *pw;
-	struct group *gr;
+	uid_t uid = geteuid() == 0 ? cfg->uid : (uid_t)-1;
 
-	if (cfg->user != NULL && geteuid() == 0 && (pw = getpwnam(cfg->user)) != NULL) {
-		uid = pw->pw_uid;
-		gid = pw->pw_gid;
-		if (cfg->group != NULL && (gr = getgrnam(cfg->group)) != NULL)
-			gid = gr->gr_gid;
-	}
-	own_file(cfg->error_log, uid, gid);
-	own_file(cfg->access_log, uid, gid);
+	own_file(cfg->error_log, uid, cfg->gid);
+	own_file(cfg->access_log, uid, cfg->gid);
 }
 
 static void
@@ -561,7 +564,7 @@ reload(void)
 
 	log_info("reloading %s", M.current->cfg->path);
 	notify_send("RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)now_ms() * 1000);
-	if ((cfg = config_load(M.current->cfg->path, M.ov, err, sizeof(err))) == NULL) {
+	if ((cfg = master_load_config(M.current->cfg->path, M.ov, err, sizeof(err))) == NULL) {
 		log_error("reload failed, keeping the current configuration: %s", err);
 		notify_send("READY=1\nSTATUS=reload failed: %.400s", err);
 		return;

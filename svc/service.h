@@ -42,10 +42,17 @@ struct service {
 	void (*shutdown)(void *state);
 };
 
-const struct service *service_find(const char *name);
-/* "dummy, readmongo" */
-void service_names(char *buf, size_t len);
-/* NULL-terminated list of every service. */
+struct config;
+
+/* NULL-terminated list of every service: svc/registry.c. */
 extern const struct service *const services[];
+const struct service *service_find(const char *name);
+
+/*
+ * Resolves every route of cfg to its service and has the service validate
+ * the route's options into its private config (in the master, at start and
+ * on every reload). 0, or -1 with "file: routes[i].key: problem" in err.
+ */
+int svc_resolve_routes(struct config *cfg, char *err, size_t errlen);
 
 #endif

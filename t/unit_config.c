@@ -9,10 +9,17 @@
 
 #define MIN "\"listen\":[\"127.0.0.1:8080\"],\"routes\":[{\"prefix\":\"/d\",\"service\":\"dummy\"}]"
 
+/* Parsed (conf/), then its routes resolved (svc/), as the master does. */
 static struct config *
 parse(const char *text, char *err, size_t errlen)
 {
-	return config_parse("test.conf", text, strlen(text), NULL, err, errlen);
+	struct config *cfg = config_parse("test.conf", text, strlen(text), NULL, err, errlen);
+
+	if (cfg != NULL && svc_resolve_routes(cfg, err, errlen) == -1) {
+		config_free(cfg);
+		return NULL;
+	}
+	return cfg;
 }
 
 static void
@@ -136,6 +143,14 @@ main(void)
 		ok(config_workers_parse("4", &w) == 0 && w == 4, "-w 4");
 		ok(config_workers_parse("0", &w) == -1, "-w 0 rejected");
 		ok(config_workers_parse("4x", &w) == -1, "-w 4x rejected");
+	}
+	/* conf/ alone knows no service: it keeps the name and the options. */
+	cfg = config_parse("test.conf", "{" MIN "}", strlen("{" MIN "}"), NULL, err, sizeof(err));
+	if (ok(cfg != NULL, "conf/ parses a route without resolving it")) {
+		ok(cfg->routes[0].service == NULL, "  ... no service yet");
+		is_str(cfg->routes[0].service_name, "dummy", "  ... the service's name kept");
+		ok(cfg->routes[0].options != NULL, "  ... and the route's options");
+		config_free(cfg);
 	}
 	cfg = config_load("/nonexistent/clusterd.conf", NULL, err, sizeof(err));
 	ok(cfg == NULL, "missing file");

@@ -14,10 +14,10 @@
 
 static int fd = -1;
 static char *target;                 /* NULL for stderr */
-static enum accesslog_format format;
+static enum access_log_format format;
 
 int
-accesslog_open(const char *path, enum accesslog_format fmt)
+accesslog_open(const char *path, enum access_log_format fmt)
 {
 	accesslog_close();
 	format = fmt;
@@ -101,11 +101,11 @@ accesslog_write(const struct access_entry *e)
 	if (fd == -1)
 		return;
 	gettimeofday(&tv, NULL);
-	if (format == ACCESSLOG_JSON)
+	if (format == ACCESS_LOG_JSON)
 		json_escape(uri, sizeof(uri), e->uri);
 	else
 		escape_combined(uri, sizeof(uri), e->uri);
-	if (format == ACCESSLOG_JSON) {
+	if (format == ACCESS_LOG_JSON) {
 		gmtime_r(&tv.tv_sec, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 		n = snprintf(line, sizeof(line), "{\"time\":\"%s.%03ldZ\",\"client\":\"%s\","

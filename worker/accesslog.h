@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 
-enum accesslog_format { ACCESSLOG_COMBINED, ACCESSLOG_JSON };
+#include "conf/config.h"
 
 struct access_entry {
 	const char *client;
@@ -24,7 +24,7 @@ struct access_entry {
 };
 
 /* path: "stderr" or a file; NULL or "off" disables. 0, or -1 with errno. */
-int accesslog_open(const char *path, enum accesslog_format format);
+int accesslog_open(const char *path, enum access_log_format format);
 int accesslog_reopen(void);
 void accesslog_close(void);
 int accesslog_enabled(void);

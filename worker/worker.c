@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <grp.h>
-#include <pwd.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -119,30 +118,15 @@ raise_nofile(long long want)
 static int
 drop_privileges(const struct config *cfg)
 {
-	struct passwd *pw;
-	struct group *gr;
-	gid_t gid;
-
 	if (cfg->user == NULL || geteuid() != 0)
 		return 0;
-	if ((pw = getpwnam(cfg->user)) == NULL) {
-		log_error("user %s: no such user", cfg->user);
-		return -1;
-	}
-	gid = pw->pw_gid;
-	if (cfg->group != NULL) {
-		if ((gr = getgrnam(cfg->group)) == NULL) {
-			log_error("group %s: no such group", cfg->group);
-			return -1;
-		}
-		gid = gr->gr_gid;
-	}
-	if (initgroups(pw->pw_name, gid) == -1 || setgid(gid) == -1 ||
-	    setuid(pw->pw_uid) == -1) {
+	/* The ids were looked up once, when the config was read. */
+	if (initgroups(cfg->user, cfg->gid) == -1 || setgid(cfg->gid) == -1 ||
+	    setuid(cfg->uid) == -1) {
 		log_error("cannot become %s: %s", cfg->user, strerror(errno));
 		return -1;
 	}
-	if (pw->pw_uid != 0 && (setuid(0) != -1 || seteuid(0) != -1)) {
+	if (cfg->uid != 0 && (setuid(0) != -1 || seteuid(0) != -1)) {
 		log_error("could get root back after becoming %s: refusing to run", cfg->user);
 		return -1;
 	}
@@ -303,8 +287,7 @@ worker_run(const struct worker_args *a)
 	detach_from_master(a);
 	raise_nofile(a->cfg->worker_rlimit_nofile);
 	/* Opened before dropping privileges, as the master made them ours. */
-	if (accesslog_open(a->cfg->access_log, a->cfg->access_log_json ?
-	    ACCESSLOG_JSON : ACCESSLOG_COMBINED) == -1)
+	if (accesslog_open(a->cfg->access_log, a->cfg->access_log_format) == -1)
 		fatal("cannot open the access log %s: %s", a->cfg->access_log, strerror(errno));
 	if (drop_privileges(a->cfg) == -1)
 		exit(1);
