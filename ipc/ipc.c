@@ -1,6 +1,12 @@
+/*
+ * The IPC codec, driven by one table of message types, and the transport:
+ * one message per SOCK_SEQPACKET datagram.
+ */
 #include "config.h"
 
 #include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -8,134 +14,155 @@
 
 #include <json-c/json.h>
 
+#include "common/util.h"
 #include "ipc/ipc.h"
 
-static const struct {
+/*
+ * The message table: one entry per type, with its fields. A new message is
+ * its enum value, its struct in ipc.h's union, and one entry here; the
+ * codec below never names a type.
+ */
+enum ftype { F_COUNT, F_ENUM };   /* a non-negative int64; an enum as a name */
+
+struct field {
+	const char *key;
+	enum ftype type;
+	size_t off;                  /* in struct ipc_msg */
+	const char *const *names;    /* F_ENUM: the names of 0, 1, ... */
+};
+
+#define COUNT(key, member) { key, F_COUNT, offsetof(struct ipc_msg, member), NULL }
+#define ENUM(key, member, names) { key, F_ENUM, offsetof(struct ipc_msg, member), names }
+#define MAX_FIELDS 4
+
+static const char *const shutdown_modes[] = { "graceful", "fast", NULL };
+
+static const struct kind {
 	enum ipc_type type;
 	const char *name;
-} ipc_types[] = {
-	{ IPC_READY, "ready" },
-	{ IPC_STATS, "stats" },
-	{ IPC_SHUTDOWN, "shutdown" },
-	{ IPC_REOPEN, "reopen" },
+	struct field fields[MAX_FIELDS];     /* ends at the first with no key */
+} kinds[] = {
+	{ IPC_READY, "ready", { COUNT("pid", u.ready.pid), COUNT("slot", u.ready.slot),
+	    COUNT("generation", u.ready.generation) } },
+	{ IPC_STATS, "stats", { COUNT("pid", u.stats.pid), COUNT("requests", u.stats.requests),
+	    COUNT("in_flight", u.stats.in_flight) } },
+	{ IPC_SHUTDOWN, "shutdown", { ENUM("mode", u.shutdown.mode, shutdown_modes) } },
+	{ IPC_REOPEN, "reopen", { { NULL, F_COUNT, 0, NULL } } },
 };
+
+/* F_ENUM members are enums, read and written as int. */
+_Static_assert(sizeof(enum ipc_shutdown_mode) == sizeof(int), "enum fields are ints");
+
+static const struct kind *
+kind_of(enum ipc_type type)
+{
+	for (size_t i = 0; i < nitems(kinds); i++)
+		if (kinds[i].type == type)
+			return &kinds[i];
+	return NULL;
+}
 
 const char *
 ipc_type_name(enum ipc_type type)
 {
-	for (size_t i = 0; i < sizeof(ipc_types) / sizeof(ipc_types[0]); i++)
-		if (ipc_types[i].type == type)
-			return ipc_types[i].name;
-	return "unknown";
+	const struct kind *k = kind_of(type);
+
+	return k != NULL ? k->name : "unknown";
 }
 
-static int
-add_int(json_object *o, const char *key, int64_t v)
+static int64_t *
+count_at(const struct ipc_msg *msg, const struct field *f)
 {
-	return json_object_object_add(o, key, json_object_new_int64(v));
+	return (int64_t *)(void *)((char *)(uintptr_t)msg + f->off);
+}
+
+static int *
+enum_at(const struct ipc_msg *msg, const struct field *f)
+{
+	return (int *)(void *)((char *)(uintptr_t)msg + f->off);
+}
+
+static json_object *
+encode_field(const struct ipc_msg *msg, const struct field *f)
+{
+	int v;
+
+	if (f->type == F_COUNT)
+		return json_object_new_int64(*count_at(msg, f));
+	v = *enum_at(msg, f);
+	for (int i = 0; f->names[i] != NULL; i++)
+		if (i == v)
+			return json_object_new_string(f->names[i]);
+	return NULL;
 }
 
 int
 ipc_encode(const struct ipc_msg *msg, char *buf, size_t len)
 {
-	json_object *o = json_object_new_object();
+	const struct kind *k = kind_of(msg->type);
+	json_object *o, *v;
 	const char *s;
 	int n = -1;
 
-	if (o == NULL)
+	if (k == NULL || (o = json_object_new_object()) == NULL)
 		return -1;
-	json_object_object_add(o, "type",
-	    json_object_new_string(ipc_type_name(msg->type)));
-	switch (msg->type) {
-	case IPC_READY:
-		add_int(o, "pid", msg->u.ready.pid);
-		add_int(o, "slot", msg->u.ready.slot);
-		add_int(o, "generation", msg->u.ready.generation);
-		break;
-	case IPC_STATS:
-		add_int(o, "pid", msg->u.stats.pid);
-		add_int(o, "requests", msg->u.stats.requests);
-		add_int(o, "in_flight", msg->u.stats.in_flight);
-		break;
-	case IPC_SHUTDOWN:
-		json_object_object_add(o, "mode", json_object_new_string(
-		    msg->u.shutdown.mode == IPC_SHUTDOWN_FAST ? "fast" : "graceful"));
-		break;
-	case IPC_REOPEN:
-		break;
-	}
+	if ((v = json_object_new_string(k->name)) == NULL ||
+	    json_object_object_add(o, "type", v) != 0)
+		goto out;
+	for (const struct field *f = k->fields; f < k->fields + MAX_FIELDS && f->key; f++)
+		if ((v = encode_field(msg, f)) == NULL || json_object_object_add(o, f->key, v) != 0)
+			goto out;
 	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	if (s != NULL && strlen(s) < len && strlen(s) <= IPC_MAX_MSG) {
 		n = (int)strlen(s);
 		memcpy(buf, s, (size_t)n + 1);
 	}
+out:
 	json_object_put(o);
 	return n;
 }
 
-/* A non-negative integer field; 0 or -1 with err. */
 static int
-get_count(json_object *o, const char *key, int64_t *out, char *err, size_t errlen)
+decode_field(json_object *o, struct ipc_msg *msg, const struct field *f, char *err,
+    size_t errlen)
 {
 	json_object *v;
+	const char *name;
+	int64_t n;
 
-	if (!json_object_object_get_ex(o, key, &v) ||
-	    !json_object_is_type(v, json_type_int)) {
-		snprintf(err, errlen, "\"%s\" must be an integer", key);
-		return -1;
-	}
-	*out = json_object_get_int64(v);
-	if (*out < 0) {
-		snprintf(err, errlen, "\"%s\" must not be negative", key);
-		return -1;
-	}
-	return 0;
-}
-
-static int
-decode_fields(json_object *o, struct ipc_msg *msg, char *err, size_t errlen)
-{
-	json_object *v;
-	const char *mode;
-
-	switch (msg->type) {
-	case IPC_READY:
-		if (get_count(o, "pid", &msg->u.ready.pid, err, errlen) ||
-		    get_count(o, "slot", &msg->u.ready.slot, err, errlen) ||
-		    get_count(o, "generation", &msg->u.ready.generation, err, errlen))
-			return -1;
-		return 0;
-	case IPC_STATS:
-		if (get_count(o, "pid", &msg->u.stats.pid, err, errlen) ||
-		    get_count(o, "requests", &msg->u.stats.requests, err, errlen) ||
-		    get_count(o, "in_flight", &msg->u.stats.in_flight, err, errlen))
-			return -1;
-		return 0;
-	case IPC_SHUTDOWN:
-		if (!json_object_object_get_ex(o, "mode", &v) ||
-		    !json_object_is_type(v, json_type_string)) {
-			snprintf(err, errlen, "\"mode\" must be a string");
+	if (f->type == F_COUNT) {
+		if (!json_object_object_get_ex(o, f->key, &v) ||
+		    !json_object_is_type(v, json_type_int)) {
+			snprintf(err, errlen, "\"%s\" must be an integer", f->key);
 			return -1;
 		}
-		mode = json_object_get_string(v);
-		if (strcmp(mode, "graceful") == 0)
-			msg->u.shutdown.mode = IPC_SHUTDOWN_GRACEFUL;
-		else if (strcmp(mode, "fast") == 0)
-			msg->u.shutdown.mode = IPC_SHUTDOWN_FAST;
-		else {
-			snprintf(err, errlen, "unknown shutdown mode \"%.32s\"", mode);
+		if ((n = json_object_get_int64(v)) < 0) {
+			snprintf(err, errlen, "\"%s\" must not be negative", f->key);
 			return -1;
 		}
-		return 0;
-	case IPC_REOPEN:
+		*count_at(msg, f) = n;
 		return 0;
 	}
+	if (!json_object_object_get_ex(o, f->key, &v) ||
+	    !json_object_is_type(v, json_type_string)) {
+		snprintf(err, errlen, "\"%s\" must be a string", f->key);
+		return -1;
+	}
+	name = json_object_get_string(v);
+	for (int i = 0; f->names[i] != NULL; i++) {
+		if (strcmp(name, f->names[i]) == 0) {
+			*enum_at(msg, f) = i;
+			return 0;
+		}
+	}
+	snprintf(err, errlen, "unknown %s \"%.32s\"", f->key, name);
 	return -1;
 }
 
 int
 ipc_decode(const char *buf, size_t len, struct ipc_msg *msg, char *err, size_t errlen)
 {
+	const struct kind *k = NULL;
 	json_tokener *tok;
 	json_object *o = NULL, *t;
 	const char *name;
@@ -169,14 +196,18 @@ ipc_decode(const char *buf, size_t len, struct ipc_msg *msg, char *err, size_t e
 		goto out;
 	}
 	name = json_object_get_string(t);
-	for (size_t i = 0; i < sizeof(ipc_types) / sizeof(ipc_types[0]); i++)
-		if (strcmp(name, ipc_types[i].name) == 0)
-			msg->type = ipc_types[i].type;
-	if (msg->type == 0) {
+	for (size_t i = 0; i < nitems(kinds) && k == NULL; i++)
+		if (strcmp(name, kinds[i].name) == 0)
+			k = &kinds[i];
+	if (k == NULL) {
 		snprintf(err, errlen, "unknown type \"%.32s\"", name);
 		goto out;
 	}
-	rc = decode_fields(o, msg, err, errlen);
+	msg->type = k->type;
+	for (const struct field *f = k->fields; f < k->fields + MAX_FIELDS && f->key; f++)
+		if (decode_field(o, msg, f, err, errlen) == -1)
+			goto out;
+	rc = 0;
 out:
 	json_object_put(o);
 	json_tokener_free(tok);

@@ -73,8 +73,8 @@ main(void)
 	    "\"pid\" must be an integer", "string where an integer belongs");
 	rejects("{\"type\":\"ready\",\"pid\":-5,\"slot\":0,\"generation\":1}",
 	    "must not be negative", "negative pid");
-	rejects("{\"type\":\"shutdown\",\"mode\":\"slow\"}", "unknown shutdown mode",
-	    "unknown shutdown mode");
+	rejects("{\"type\":\"shutdown\",\"mode\":\"slow\"}", "unknown mode",
+	    "unknown mode");
 	rejects("{\"type\":\"reopen\" /* c */}", "not one JSON value", "comments are not JSON");
 	rejects_n("{\"type\":\"re\0pen\"}", 17, "", "embedded NUL");
 	{
