@@ -10,7 +10,7 @@
 
 static int tap_n, tap_failed;
 
-static int
+static __attribute__((unused)) int
 tap_ok(int cond, const char *name)
 {
 	tap_n++;
@@ -22,7 +22,7 @@ tap_ok(int cond, const char *name)
 
 #define ok(cond, name) tap_ok((cond), (name))
 
-static int
+static __attribute__((unused)) int
 is_int(long long got, long long want, const char *name)
 {
 	if (!tap_ok(got == want, name))
@@ -30,7 +30,7 @@ is_int(long long got, long long want, const char *name)
 	return got == want;
 }
 
-static int
+static __attribute__((unused)) int
 is_str(const char *got, const char *want, const char *name)
 {
 	int same = got != NULL && want != NULL && strcmp(got, want) == 0;
@@ -42,7 +42,7 @@ is_str(const char *got, const char *want, const char *name)
 }
 
 /* err contains want */
-static int
+static __attribute__((unused)) int
 like(const char *got, const char *want, const char *name)
 {
 	int found = got != NULL && strstr(got, want) != NULL;
@@ -52,7 +52,7 @@ like(const char *got, const char *want, const char *name)
 	return found;
 }
 
-static int
+static __attribute__((unused)) int
 done_testing(void)
 {
 	printf("1..%d\n", tap_n);

@@ -1,3 +1,7 @@
+/*
+ * The generic thread pool: see pool.h. One mutex guards the queue and the
+ * list of posted messages; an eventfd wakes the loop.
+ */
 #include "config.h"
 
 #include <errno.h>
@@ -12,11 +16,13 @@
 #include "common/log.h"
 #include "worker/pool.h"
 
-STAILQ_HEAD(job_list, mongo_job);
-STAILQ_HEAD(msg_list, mongo_msg);
+STAILQ_HEAD(job_list, pool_job);
+STAILQ_HEAD(msg_list, pool_msg);
 
-struct mongo_pool {
-	mongoc_client_pool_t *clients;
+struct pool {
+	void *(*thread_init)(void *arg);
+	void (*thread_fini)(void *arg, void *ctx);
+	void *arg;
 	pthread_mutex_t mu;          /* guards everything below it */
 	pthread_cond_t work;         /* a job was queued, or stopping was set */
 	struct job_list queue;
@@ -32,9 +38,9 @@ struct mongo_pool {
 static void *
 thread_main(void *arg)
 {
-	struct mongo_pool *p = arg;
-	mongoc_client_t *client = mongoc_client_pool_pop(p->clients);
-	struct mongo_job *job;
+	struct pool *p = arg;
+	void *ctx = p->thread_init != NULL ? p->thread_init(p->arg) : NULL;
+	struct pool_job *job;
 
 	for (;;) {
 		pthread_mutex_lock(&p->mu);
@@ -48,15 +54,16 @@ thread_main(void *arg)
 		STAILQ_REMOVE_HEAD(&p->queue, link);
 		p->queued--;
 		pthread_mutex_unlock(&p->mu);
-		job->run(job, client);
+		job->run(job, ctx);
 	}
-	mongoc_client_pool_push(p->clients, client);
+	if (p->thread_fini != NULL)
+		p->thread_fini(p->arg, ctx);
 	return NULL;
 }
 
 /* Moves every posted message to out. */
 static void
-take_messages(struct mongo_pool *p, struct msg_list *out)
+take_messages(struct pool *p, struct msg_list *out)
 {
 	STAILQ_INIT(out);
 	pthread_mutex_lock(&p->mu);
@@ -67,7 +74,7 @@ take_messages(struct mongo_pool *p, struct msg_list *out)
 static void
 deliver_all(struct msg_list *list)
 {
-	struct mongo_msg *m, *next;
+	struct pool_msg *m, *next;
 
 	/* deliver() may free the message: read the link first. */
 	for (m = STAILQ_FIRST(list); m != NULL; m = next) {
@@ -79,20 +86,20 @@ deliver_all(struct msg_list *list)
 static void
 on_wake(evutil_socket_t fd, short what, void *arg)
 {
-	struct mongo_pool *p = arg;
+	struct pool *p = arg;
 	struct msg_list list;
 	uint64_t n;
 
 	(void)what;
 	/* Read before taking the list: a post after the take writes again. */
 	if (read(fd, &n, sizeof(n)) == -1 && errno != EAGAIN)
-		log_warn("mongo pool: eventfd read: %s", strerror(errno));
+		log_warn("thread pool: eventfd read: %s", strerror(errno));
 	take_messages(p, &list);
 	deliver_all(&list);
 }
 
 void
-mongo_pool_post(struct mongo_pool *p, struct mongo_msg *msg)
+pool_post(struct pool *p, struct pool_msg *msg)
 {
 	uint64_t one = 1;
 	int was_empty;
@@ -103,11 +110,11 @@ mongo_pool_post(struct mongo_pool *p, struct mongo_msg *msg)
 	pthread_mutex_unlock(&p->mu);
 	/* A non-empty list already has a wake-up on its way. */
 	if (was_empty && write(p->efd, &one, sizeof(one)) == -1)
-		log_warn("mongo pool: eventfd write: %s", strerror(errno));
+		log_warn("thread pool: eventfd write: %s", strerror(errno));
 }
 
 int
-mongo_pool_submit(struct mongo_pool *p, struct mongo_job *job)
+pool_submit(struct pool *p, struct pool_job *job)
 {
 	int rc = -1;
 
@@ -124,7 +131,7 @@ mongo_pool_submit(struct mongo_pool *p, struct mongo_job *job)
 
 /* Pool threads take no signals: the loop thread handles them all. */
 static int
-start_threads(struct mongo_pool *p, int n)
+start_threads(struct pool *p, int n)
 {
 	sigset_t all, old;
 	int rc = 0;
@@ -141,15 +148,28 @@ start_threads(struct mongo_pool *p, int n)
 	return rc == 0 ? 0 : -1;
 }
 
-struct mongo_pool *
-mongo_pool_new(struct event_base *base, mongoc_client_pool_t *clients, int nthreads,
-    size_t queue_limit)
+size_t
+pool_depth(struct pool *p)
 {
-	struct mongo_pool *p = calloc(1, sizeof(*p));
+	size_t n;
+
+	pthread_mutex_lock(&p->mu);
+	n = p->queued;
+	pthread_mutex_unlock(&p->mu);
+	return n;
+}
+
+struct pool *
+pool_new(struct event_base *base, int nthreads, size_t queue_limit,
+    void *(*thread_init)(void *arg), void (*thread_fini)(void *arg, void *ctx), void *arg)
+{
+	struct pool *p = calloc(1, sizeof(*p));
 
 	if (p == NULL)
 		return NULL;
-	p->clients = clients;
+	p->thread_init = thread_init;
+	p->thread_fini = thread_fini;
+	p->arg = arg;
 	p->queue_limit = queue_limit;
 	p->efd = -1;
 	STAILQ_INIT(&p->queue);
@@ -161,18 +181,18 @@ mongo_pool_new(struct event_base *base, mongoc_client_pool_t *clients, int nthre
 	    (p->wake = event_new(base, p->efd, EV_READ | EV_PERSIST, on_wake, p)) == NULL ||
 	    event_add(p->wake, NULL) == -1 ||
 	    start_threads(p, nthreads) == -1) {
-		mongo_pool_free(p);
+		pool_free(p);
 		return NULL;
 	}
 	return p;
 }
 
 void
-mongo_pool_free(struct mongo_pool *p)
+pool_free(struct pool *p)
 {
 	struct job_list left;
 	struct msg_list msgs;
-	struct mongo_job *job;
+	struct pool_job *job;
 
 	if (p == NULL)
 		return;
@@ -188,7 +208,7 @@ mongo_pool_free(struct mongo_pool *p)
 	/* The loop no longer runs: what it would have done happens here. */
 	while ((job = STAILQ_FIRST(&left)) != NULL) {
 		STAILQ_REMOVE_HEAD(&left, link);
-		job->run(job, NULL);
+		job->cancel(job);
 	}
 	take_messages(p, &msgs);
 	deliver_all(&msgs);

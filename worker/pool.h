@@ -1,51 +1,56 @@
 /*
- * A worker's MongoDB threads. libmongoc blocks, so its calls never run on
- * the event loop: the loop submits jobs to a bounded queue, a few threads
- * run them, each with its own client from a mongoc_client_pool_t, and hand
- * results back as messages that the loop reads when an eventfd wakes it
- * (the way memcached hands connections to its threads).
+ * A worker's thread pool, for work that blocks (a database driver, disk
+ * I/O), which must never run on the event loop. The loop submits jobs to a
+ * bounded queue; a few threads run them and hand results back as messages
+ * that the loop reads when an eventfd wakes it (the way memcached hands
+ * connections to its threads). Each thread may keep a context of its own,
+ * made by thread_init (a database client, say) and undone by thread_fini.
  *
- * Threading rules: submit() and free() run on the loop thread; a job's
- * run() on a pool thread, which talks back only through post(); a
- * message's deliver() on the loop thread, in the order posted.
+ * Threading rules: submit(), depth() and free() run on the loop thread; a
+ * job's run() on a pool thread, which talks back only through post(); a
+ * message's deliver() on the loop thread, in the order posted; a job's
+ * cancel() on the loop thread, for a job the pool stopped before it ran.
  */
-#ifndef CLUSTERD_MONGO_POOL_H
-#define CLUSTERD_MONGO_POOL_H
+#ifndef CLUSTERD_POOL_H
+#define CLUSTERD_POOL_H
 
 #include <stddef.h>
 #include <sys/queue.h>
 
 #include <event2/event.h>
-#include <mongoc/mongoc.h>
 
-struct mongo_pool;
+struct pool;
 
-struct mongo_msg {
-	void (*deliver)(struct mongo_msg *msg);
-	STAILQ_ENTRY(mongo_msg) link;
+struct pool_msg {
+	void (*deliver)(struct pool_msg *msg);
+	STAILQ_ENTRY(pool_msg) link;
 };
 
-struct mongo_job {
-	/*
-	 * client is NULL when the pool stopped before the job could run: the
-	 * job must still post whatever message ends it.
-	 */
-	void (*run)(struct mongo_job *job, mongoc_client_t *client);
-	STAILQ_ENTRY(mongo_job) link;
+struct pool_job {
+	void (*run)(struct pool_job *job, void *thread_ctx);
+	/* Never ran (the pool is stopping): must still post what ends it. */
+	void (*cancel)(struct pool_job *job);
+	STAILQ_ENTRY(pool_job) link;
 };
 
-/* Starts nthreads threads; clients stays the caller's and must outlive the pool. */
-struct mongo_pool *mongo_pool_new(struct event_base *base, mongoc_client_pool_t *clients,
-    int nthreads, size_t queue_limit);
+/*
+ * Starts nthreads threads. thread_init(arg) runs first on each thread and
+ * returns its context (NULL is a valid context); thread_fini(arg, ctx)
+ * runs on it last. Either may be NULL. NULL with errno on failure.
+ */
+struct pool *pool_new(struct event_base *base, int nthreads, size_t queue_limit,
+    void *(*thread_init)(void *arg), void (*thread_fini)(void *arg, void *ctx), void *arg);
 /* Queues job: 0, or -1 when queue_limit jobs already wait. */
-int mongo_pool_submit(struct mongo_pool *p, struct mongo_job *job);
+int pool_submit(struct pool *p, struct pool_job *job);
+/* Jobs queued and not yet taken by a thread. */
+size_t pool_depth(struct pool *p);
 /* From a pool thread: msg->deliver(msg) will run on the loop. */
-void mongo_pool_post(struct mongo_pool *p, struct mongo_msg *msg);
+void pool_post(struct pool *p, struct pool_msg *msg);
 /*
  * Stops the threads once their current job returns (the caller must have
- * told running jobs to stop), runs the jobs still queued with no client,
- * delivers every message left, and frees the pool.
+ * told running jobs to stop), cancels the jobs still queued, delivers every
+ * message left, and frees the pool.
  */
-void mongo_pool_free(struct mongo_pool *p);
+void pool_free(struct pool *p);
 
 #endif

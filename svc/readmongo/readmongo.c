@@ -10,7 +10,7 @@
  * relaxed Extended JSON. HEAD works like GET; other methods get 405.
  *
  * The driver blocks, so the loop only parses and validates; the queries run
- * on the worker's mongo_pool threads. A list streams: its thread serializes
+ * on the worker's thread pool (worker/pool.c). A list streams: its thread serializes
  * the cursor into batches of about BATCH_BYTES and hands each to the loop,
  * then waits until the loop has passed it to the connection and the
  * connection has written all but STREAM_LOW_WATER bytes of it. So a worker holds
@@ -68,7 +68,7 @@ struct readmongo {
 	const char *prefix;
 	struct event_base *base;
 	mongoc_client_pool_t *clients;
-	struct mongo_pool *pool;
+	struct pool *pool;
 	TAILQ_HEAD(, rm_job) jobs;   /* submitted and not yet answered */
 	int stopping;
 
@@ -98,9 +98,9 @@ struct rm_error {
  * end_msg, after which it never touches the job again.
  */
 struct rm_job {
-	struct mongo_job job;
-	struct mongo_msg batch_msg;  /* batch is ready */
-	struct mongo_msg end_msg;    /* the thread is done: out and err are final */
+	struct pool_job job;
+	struct pool_msg batch_msg;   /* batch is ready */
+	struct pool_msg end_msg;     /* the thread is done: out and err are final */
 	struct readmongo *rm;
 	struct http_req *req;
 	enum rm_op op;
@@ -318,6 +318,19 @@ clients_new(const char *text, const char *prefix)
 	return clients;
 }
 
+/* A pool thread's context: its own client, for as long as the thread lives. */
+static void *
+thread_client(void *clients)
+{
+	return mongoc_client_pool_pop(clients);
+}
+
+static void
+thread_client_done(void *clients, void *client)
+{
+	mongoc_client_pool_push(clients, client);
+}
+
 static void *
 rm_init(const struct route_conf *route, const struct worker_info *w)
 {
@@ -334,8 +347,8 @@ rm_init(const struct route_conf *route, const struct worker_info *w)
 	TAILQ_INIT(&rm->jobs);
 	pthread_mutex_init(&rm->down_mu, NULL);
 	if ((rm->clients = clients_new(c->uri, route->prefix)) == NULL ||
-	    (rm->pool = mongo_pool_new(w->base, rm->clients, (int)c->threads,
-		(size_t)c->queue_limit)) == NULL) {
+	    (rm->pool = pool_new(w->base, (int)c->threads, (size_t)c->queue_limit,
+		thread_client, thread_client_done, rm->clients)) == NULL) {
 		log_error("route %s: cannot start the MongoDB threads", route->prefix);
 		if (rm->clients != NULL)
 			mongoc_client_pool_destroy(rm->clients);
@@ -429,7 +442,7 @@ hand_over(struct rm_job *j, struct evbuffer **buf)
 		return -1;
 	}
 	*buf = next;
-	mongo_pool_post(j->rm->pool, &j->batch_msg);
+	pool_post(j->rm->pool, &j->batch_msg);
 	return 0;
 }
 
@@ -540,16 +553,24 @@ run_query(struct rm_job *j, mongoc_client_t *client)
 }
 
 static void
-job_run(struct mongo_job *mj, mongoc_client_t *client)
+job_run(struct pool_job *pj, void *client)
 {
-	struct rm_job *j = container_of(mj, struct rm_job, job);
+	struct rm_job *j = container_of(pj, struct rm_job, job);
 
-	if (client == NULL)
-		set_error(&j->err, 503, "shutting_down", "the server is shutting down");
-	else if (!found_down(j))
+	if (!found_down(j))
 		run_query(j, client);
 	/* The last touch: from here on the loop may free the job. */
-	mongo_pool_post(j->rm->pool, &j->end_msg);
+	pool_post(j->rm->pool, &j->end_msg);
+}
+
+/* On the loop, as the pool stops: the job never ran. */
+static void
+job_cancel(struct pool_job *pj)
+{
+	struct rm_job *j = container_of(pj, struct rm_job, job);
+
+	set_error(&j->err, 503, "shutting_down", "the server is shutting down");
+	pool_post(j->rm->pool, &j->end_msg);
 }
 
 /* ---- on the loop ---- */
@@ -592,7 +613,7 @@ drained(void *arg)
 }
 
 static void
-deliver_batch(struct mongo_msg *m)
+deliver_batch(struct pool_msg *m)
 {
 	struct rm_job *j = container_of(m, struct rm_job, batch_msg);
 	struct evbuffer *buf;
@@ -650,7 +671,7 @@ close_list(struct rm_job *j)
 }
 
 static void
-deliver_end(struct mongo_msg *m)
+deliver_end(struct pool_msg *m)
 {
 	struct rm_job *j = container_of(m, struct rm_job, end_msg);
 
@@ -686,6 +707,7 @@ job_new(struct readmongo *rm, struct http_req *req, enum rm_op op, const char *c
 		return NULL;
 	}
 	j->job.run = job_run;
+	j->job.cancel = job_cancel;
 	j->batch_msg.deliver = deliver_batch;
 	j->end_msg.deliver = deliver_end;
 	j->rm = rm;
@@ -699,7 +721,7 @@ static void
 submit(struct readmongo *rm, struct rm_job *j)
 {
 	j->queued_at = bson_get_monotonic_time();
-	if (mongo_pool_submit(rm->pool, &j->job) == -1) {
+	if (pool_submit(rm->pool, &j->job) == -1) {
 		http_error(j->req, 503, "overloaded", "too many queries are waiting for "
 		    "MongoDB (queue_limit %lld); try again later", rm->conf->queue_limit);
 		job_free(j);
@@ -1032,7 +1054,7 @@ rm_shutdown(void *state)
 	/* Running lists stop at their next batch; the pool answers the rest. */
 	TAILQ_FOREACH(j, &rm->jobs, link)
 		job_ack(j, 1);
-	mongo_pool_free(rm->pool);
+	pool_free(rm->pool);
 	mongoc_client_pool_destroy(rm->clients);
 	pthread_mutex_destroy(&rm->down_mu);
 	free(rm);

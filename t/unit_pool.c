@@ -1,0 +1,219 @@
+/*
+ * The generic thread pool: jobs run on pool threads with the context their
+ * thread_init made, results come back on the loop in the order posted, the
+ * queue is bounded, and freeing the pool cancels what never ran.
+ */
+#include "config.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "common/util.h"
+#include "t/tap.h"
+#include "worker/pool.h"
+
+#define NJOBS 200
+
+static struct pool *pool;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int inits, finis, gate_open, delivered, cancelled, bad_ctx, loop_thread_runs;
+static int order[NJOBS], norder;
+static pthread_t loop_thread;
+
+struct job {
+	struct pool_job pj;
+	struct pool_msg done;
+	int id;
+	int gated;                   /* waits until gate_open */
+	int was_cancelled;
+};
+
+static void *
+thread_init(void *arg)
+{
+	int *ctx = malloc(sizeof(*ctx));
+
+	pthread_mutex_lock(&mu);
+	*ctx = ++inits;
+	pthread_mutex_unlock(&mu);
+	(void)arg;
+	return ctx;
+}
+
+static void
+thread_fini(void *arg, void *ctx)
+{
+	(void)arg;
+	pthread_mutex_lock(&mu);
+	finis++;
+	pthread_mutex_unlock(&mu);
+	free(ctx);
+}
+
+static void
+deliver(struct pool_msg *m)
+{
+	struct job *j = container_of(m, struct job, done);
+
+	if (pthread_equal(pthread_self(), loop_thread))
+		loop_thread_runs++;
+	if (j->was_cancelled)
+		cancelled++;
+	else if (norder < NJOBS)
+		order[norder++] = j->id;
+	delivered++;
+	free(j);
+}
+
+static void
+run(struct pool_job *pj, void *ctx)
+{
+	struct job *j = container_of(pj, struct job, pj);
+	int *n = ctx;
+
+	if (n == NULL || *n < 1 || *n > 2) {
+		pthread_mutex_lock(&mu);
+		bad_ctx++;
+		pthread_mutex_unlock(&mu);
+	}
+	if (j->gated) {
+		pthread_mutex_lock(&mu);
+		while (!gate_open)
+			pthread_cond_wait(&cv, &mu);
+		pthread_mutex_unlock(&mu);
+	}
+	pool_post(pool, &j->done);
+}
+
+static void
+cancel(struct pool_job *pj)
+{
+	struct job *j = container_of(pj, struct job, pj);
+
+	j->was_cancelled = 1;
+	pool_post(pool, &j->done);
+}
+
+static struct job *
+job_new(int id, int gated)
+{
+	struct job *j = calloc(1, sizeof(*j));
+
+	j->pj.run = run;
+	j->pj.cancel = cancel;
+	j->done.deliver = deliver;
+	j->id = id;
+	j->gated = gated;
+	return j;
+}
+
+static void
+submit(int id, int gated)
+{
+	pool_submit(pool, &job_new(id, gated)->pj);
+}
+
+static void *
+free_pool(void *arg)
+{
+	(void)arg;
+	pool_free(pool);
+	return NULL;
+}
+
+/* Polls until no job waits in the queue; 1, or 0 after 10 s. */
+static int
+wait_depth(size_t want)
+{
+	struct timespec ms = { 0, 1000000 };
+
+	for (int i = 0; i < 10000; i++) {
+		if (pool_depth(pool) == want)
+			return 1;
+		nanosleep(&ms, NULL);
+	}
+	return 0;
+}
+
+static void
+open_gate(void)
+{
+	pthread_mutex_lock(&mu);
+	gate_open = 1;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&mu);
+}
+
+/* Runs the loop until want messages were delivered, or 10 s passed. */
+static void
+loop_until(struct event_base *base, int want)
+{
+	struct timeval tick = { 0, 10000 };
+
+	for (int i = 0; i < 1000 && delivered < want; i++) {
+		event_base_loopexit(base, &tick);
+		event_base_dispatch(base);
+	}
+}
+
+int
+main(void)
+{
+	struct event_base *base = event_base_new();
+	int sorted = 1;
+
+	loop_thread = pthread_self();
+	pool = pool_new(base, 1, NJOBS, thread_init, thread_fini, NULL);
+	ok(pool != NULL, "a pool of one thread");
+	for (int i = 0; i < NJOBS; i++)
+		submit(i, 0);
+	loop_until(base, NJOBS);
+	is_int(delivered, NJOBS, "every job's message is delivered on the loop");
+	is_int(loop_thread_runs, NJOBS, "... on the loop's thread");
+	for (int i = 0; i < norder; i++)
+		sorted &= order[i] == i;
+	ok(sorted, "one thread: messages come in the order posted");
+	is_int(inits, 1, "thread_init ran once for the thread");
+	is_int(bad_ctx, 0, "every job saw its thread's context");
+	pool_free(pool);
+	is_int(finis, 1, "thread_fini ran when the pool was freed");
+
+	/* Two threads held at a gate, a bounded queue of three behind them. */
+	inits = finis = delivered = norder = 0;
+	pool = pool_new(base, 2, 3, thread_init, thread_fini, NULL);
+	submit(0, 1);
+	submit(1, 1);
+	ok(wait_depth(0), "both threads took a job");
+	for (int i = 2; i < 5; i++)
+		submit(i, 0);
+	is_int((long long)pool_depth(pool), 3, "depth counts the waiting jobs");
+	{
+		struct job *extra = job_new(99, 0);
+		is_int(pool_submit(pool, &extra->pj), -1, "a full queue refuses the next job");
+		free(extra);
+	}
+	/*
+	 * pool_free() on another thread: once it has taken the queue (depth 0),
+	 * the gate opens, the two running jobs finish and the three queued
+	 * ones are cancelled, never run.
+	 */
+	{
+		pthread_t t;
+		pthread_create(&t, NULL, free_pool, NULL);
+		ok(wait_depth(0), "pool_free took the queue");
+		open_gate();
+		pthread_join(t, NULL);
+	}
+	is_int(delivered, 5, "pool_free delivers every message left");
+	is_int(norder, 2, "the two running jobs finished");
+	is_int(cancelled, 3, "the three queued jobs were cancelled");
+	is_int(inits, 2, "two threads, two contexts");
+	is_int(finis, 2, "both undone");
+	event_base_free(base);
+	return done_testing();
+}
