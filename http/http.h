@@ -1,27 +1,34 @@
 /*
- * The worker's HTTP/1.1 server: connections accepted on the inherited
- * listening sockets, requests parsed with Node's http_parser, JSON replies
- * and errors, keep-alive and pipelining, the limits of the config, and the
- * bookkeeping that a graceful shutdown waits for.
+ * The worker's HTTP/1.x server, as services and the worker see it:
+ * connections accepted on the inherited listening sockets, requests parsed
+ * with Node's http_parser, replies (JSON by default), streaming, keep-alive
+ * and pipelining, the limits, a graceful drain, request-completion hooks,
+ * and the hand-over of a connection to a service (http_upgrade()).
  *
  * Every request handed to the handler must end in exactly one of
- * http_reply() / http_error() / http_stream_end() / http_drop(); the
- * request must not be used after that.
+ * http_reply() / http_reply_type() / http_error() / http_stream_end() /
+ * http_upgrade() / http_drop(); the request must not be used after that.
  */
 #ifndef CLUSTERD_HTTP_H
 #define CLUSTERD_HTTP_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "conf/config.h"
-
-/* A request as routers and services see it. */
 struct http_req;
 struct http_server;
+
+/* The limits of the HTTP layer (the worker copies them from the config). */
+struct http_limits {
+	long long max_header_bytes;
+	long long max_body_bytes;
+	long long read_timeout_ms;
+	long long keepalive_timeout_ms;      /* 0 disables keep-alive */
+};
 
 /* Request methods as bits, so that a service can name the set it takes. */
 enum http_verb {
@@ -31,9 +38,13 @@ enum http_verb {
 };
 
 typedef void (*http_handler)(struct http_req *req, void *arg);
+/* Called as every request completes, before it is freed (the access log, figures). */
+typedef void (*http_complete_cb)(const struct http_req *req, void *arg);
 
-/* A server on base with the limits of the config; handler gets every request. */
-struct http_server *http_server_new(struct event_base *base, const struct limits_conf *lim,
+/* ---- the server ---- */
+
+/* A server on base with these limits (copied); handler gets every request. */
+struct http_server *http_server_new(struct event_base *base, const struct http_limits *lim,
     http_handler handler, void *arg);
 /* Accepts on these listening sockets (the server takes them over). */
 int http_server_listen(struct http_server *srv, const int *fds, size_t nfds);
@@ -41,29 +52,63 @@ int http_server_listen(struct http_server *srv, const int *fds, size_t nfds);
 void http_server_stop_accepting(struct http_server *srv);
 /* Closes every connection; requests still held by services become gone. */
 void http_server_free(struct http_server *srv);
+/* Subscribes cb to the completion of every request: 0, or -1 when full. */
+int http_server_on_complete(struct http_server *srv, http_complete_cb cb, void *arg);
 
 /*
  * Draining: every further reply carries "Connection: close", idle
  * keep-alive connections get one second (or keepalive_timeout_ms, if
  * shorter) to send a last request before they close, and done() is called
- * (from the event loop, once) when no connection is left. Returns 0 or -1.
+ * (from the event loop, once) when no connection is left. Connections
+ * handed over with http_upgrade() are their new owner's to drain.
+ * Returns 0 or -1.
  */
 int http_drain(struct http_server *srv, void (*done)(void *), void *arg);
 
-/* Accounting, for the stats message. */
-uint64_t http_requests_served(void);
-size_t http_in_flight(void);
+/* Figures of the server's life. */
+uint64_t http_server_requests(const struct http_server *srv);   /* completed */
+size_t http_server_in_flight(const struct http_server *srv);    /* held by services */
+size_t http_server_connections(const struct http_server *srv);  /* open, not upgraded */
 
-enum http_verb http_req_method(struct http_req *req);
+/* ---- the request ---- */
+
+enum http_verb http_req_method(const struct http_req *req);
+/* "GET", or "-" when the request line was not understood. */
+const char *http_req_method_name(const struct http_req *req);
+/* "HTTP/1.0" or "HTTP/1.1" */
+const char *http_req_version(const struct http_req *req);
 /* The path of the request target, not decoded. */
-const char *http_req_path(struct http_req *req);
+const char *http_req_path(const struct http_req *req);
 /* The query string (after '?'), not decoded, or NULL. */
-const char *http_req_query(struct http_req *req);
-void http_req_add_header(struct http_req *req, const char *name, const char *value);
-/* Names the service for the access log. */
-void http_req_set_service(struct http_req *req, const char *name);
+const char *http_req_query(const struct http_req *req);
+/* The target as sent (path and query), into buf. */
+void http_req_target(const struct http_req *req, char *buf, size_t len);
+/* The first request header of that name (any case), or NULL. */
+const char *http_req_header(const struct http_req *req, const char *name);
+/* The i-th request header, in the order sent: 0, or -1 past the last. */
+int http_req_header_at(const struct http_req *req, size_t i, const char **name,
+    const char **value);
+/* The request body (up to max_body_bytes; a chunked body is de-chunked). */
+const char *http_req_body(const struct http_req *req, size_t *len);
 /* True once the client's connection is gone: a service may stop early. */
 int http_req_gone(const struct http_req *req);
+
+/* Adds a header to the reply; one that does not fit is dropped whole. */
+void http_req_add_header(struct http_req *req, const char *name, const char *value);
+/* The reply's Content-Type (a static string); application/json by default. */
+void http_req_set_content_type(struct http_req *req, const char *type);
+/* Names the service, for the access log and figures. */
+void http_req_set_service(struct http_req *req, const char *name);
+
+/* What completion hooks read. */
+int http_req_status(const struct http_req *req);        /* 499: the client left first */
+uint64_t http_req_bytes(const struct http_req *req);    /* body bytes sent */
+uint64_t http_req_duration_us(const struct http_req *req);
+const char *http_req_service(const struct http_req *req);   /* NULL: none */
+void http_req_client(const struct http_req *req, char *buf, size_t len);
+
+/* "GET, HEAD" for the bits of methods: the value of an Allow header. */
+void http_allow(int methods, char *buf, size_t len);
 
 /*
  * Percent-decodes s[0..n) into out (NUL-terminated); '+' becomes a space if
@@ -79,13 +124,18 @@ struct http_params *http_params_parse(struct http_req *req);
 const char *http_params_get(const struct http_params *p, const char *key);
 void http_params_free(struct http_params *p);
 
-/* A whole JSON reply; body is copied. */
+/* ---- replies ---- */
+
+/* A whole reply with the content type set (JSON by default); body is copied. */
 void http_reply(struct http_req *req, int status, const char *body, size_t len);
+/* The same with this Content-Type (a static string). */
+void http_reply_type(struct http_req *req, int status, const char *type,
+    const char *body, size_t len);
 /* {"error":{"status":N,"code":"...","message":"..."}} */
 void http_error(struct http_req *req, int status, const char *code,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/* A chunked JSON reply: start, any number of chunks (drained from buf), end. */
+/* A chunked reply: start, any number of chunks (drained from buf), end. */
 void http_stream_start(struct http_req *req, int status);
 void http_stream_chunk(struct http_req *req, struct evbuffer *buf);
 void http_stream_end(struct http_req *req);
@@ -101,5 +151,26 @@ void http_stream_on_drain(struct http_req *req, size_t below, void (*cb)(void *)
  * the client is still there, nothing if it is gone.
  */
 void http_drop(struct http_req *req);
+
+/*
+ * A connection handed over to a service, which now owns all of it: the
+ * socket (non-blocking), what the client sent after the request, and what
+ * is still to be written (the 101 head, if the socket did not take it all).
+ */
+struct http_upgraded {
+	int fd;
+	struct evbuffer *in;
+	struct evbuffer *out;
+	struct sockaddr_storage peer;
+};
+
+/*
+ * Answers req with "101 Switching Protocols", "Connection: Upgrade" and the
+ * headers the service added (Upgrade, Sec-WebSocket-Accept, ...), completes
+ * the request, and hands the connection over in *u. Returns 0, or -1 when
+ * the client is gone or memory ran out (then req is freed and nothing is
+ * handed over).
+ */
+int http_upgrade(struct http_req *req, struct http_upgraded *u);
 
 #endif

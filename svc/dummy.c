@@ -155,6 +155,18 @@ dummy_handle(void *state, struct http_req *req, const char *subpath)
 }
 
 static void
+dummy_stats(void *state, svc_emit emit, void *ctx)
+{
+	struct dummy *d = state;
+	struct svc_figure f = { .name = "dummy_delayed_requests", .kind = SVC_GAUGE };
+	struct delayed *dl;
+
+	TAILQ_FOREACH(dl, &d->pending, link)
+		f.value++;
+	emit(ctx, &f);
+}
+
+static void
 dummy_shutdown(void *state)
 {
 	struct dummy *d = state;
@@ -172,12 +184,12 @@ dummy_shutdown(void *state)
 
 const struct service dummy_service = {
 	.name = "dummy",
-	.keys = dummy_keys,
 	.methods = HTTP_M_GET | HTTP_M_HEAD,
-	.allow = "GET, HEAD",
+	.keys = dummy_keys,
 	.configure = dummy_configure,
 	.conf_free = dummy_conf_free,
 	.init = dummy_init,
 	.handle = dummy_handle,
+	.stats = dummy_stats,
 	.shutdown = dummy_shutdown,
 };

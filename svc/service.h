@@ -2,20 +2,26 @@
  * The service interface. A service is a request handler mounted on a path
  * prefix by a route; the router knows nothing of any service beyond this.
  *
- * Life cycle: configure() validates the route's own options in the master
- * (at start and on every reload) and builds a private config; init() runs in
- * each worker after fork; handle() serves requests on the event loop and
- * must never block; shutdown() releases the worker's state when it exits.
+ * It has two halves that run in different processes:
+ * - the config half (keys, configure, conf_free) runs in the master, at
+ *   start and on every reload: it validates the route's own options into a
+ *   private config, which the workers inherit across fork();
+ * - the runtime half runs in each worker, on its event loop, and must never
+ *   block: init() after fork, handle() for each request, drain() when a
+ *   graceful stop begins, stats() when figures are asked for, shutdown()
+ *   when the worker exits.
  */
 #ifndef CLUSTERD_SERVICE_H
 #define CLUSTERD_SERVICE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <event2/event.h>
 #include <json-c/json.h>
 
+struct config;
 struct route_conf;
 struct http_req;
 
@@ -27,22 +33,52 @@ struct worker_info {
 	long generation;
 };
 
+/*
+ * One figure a service reports: a counter (only ever grows while the
+ * worker lives) or a gauge, with at most one label besides the route's
+ * prefix. Names follow Prometheus' conventions, without the "clusterd_".
+ */
+enum svc_figure_kind { SVC_COUNTER, SVC_GAUGE };
+
+struct svc_figure {
+	const char *name;            /* "readmongo_errors_total" */
+	enum svc_figure_kind kind;
+	const char *label;           /* "kind", or NULL */
+	const char *label_value;     /* "unavailable" */
+	uint64_t value;
+};
+
+typedef void (*svc_emit)(void *ctx, const struct svc_figure *f);
+
 struct service {
 	const char *name;
+	/* The methods it takes (enum http_verb bits); the router answers others
+	 * with 405 and an Allow header derived from these. */
+	int methods;
+
+	/* ---- the config half: in the master ---- */
 	const char *const *keys;     /* route options, besides prefix and service */
-	int methods;                 /* enum http_verb bits it takes; others get 405 */
-	const char *allow;           /* the Allow header for a 405 */
 	int (*configure)(json_object *route, const char *path, void **conf,
 	    char *err, size_t errlen);
 	void (*conf_free)(void *conf);
+
+	/* ---- the runtime half: in a worker, on its loop ---- */
 	/* Returns the worker's state for the route, or NULL (the worker exits). */
 	void *(*init)(const struct route_conf *route, const struct worker_info *w);
 	/* subpath: the path after the prefix ("" or "/..."), not decoded. */
 	void (*handle)(void *state, struct http_req *req, const char *subpath);
+	/*
+	 * A graceful stop began. Requests in flight are the HTTP layer's to
+	 * wait for; what the service holds beyond them (connections taken over
+	 * with http_upgrade(), subscriptions) it must now tell to go, and call
+	 * done(arg) once when nothing is left, at once if nothing was. NULL:
+	 * the service holds nothing beyond its requests.
+	 */
+	void (*drain)(void *state, void (*done)(void *arg), void *arg);
+	/* Reports the route's figures through emit(ctx, ...). NULL: none. */
+	void (*stats)(void *state, svc_emit emit, void *ctx);
 	void (*shutdown)(void *state);
 };
-
-struct config;
 
 /* NULL-terminated list of every service: svc/registry.c. */
 extern const struct service *const services[];

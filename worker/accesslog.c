@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/json.h"
+#include "http/http.h"
 #include "worker/accesslog.h"
 
 static int fd = -1;
@@ -134,4 +135,24 @@ accesslog_write(const struct access_entry *e)
 	if (write(fd, line, (size_t)n) < 0) {
 		/* a full disk must not stop serving */
 	}
+}
+
+void
+accesslog_request(const struct http_req *req, void *arg)
+{
+	char uri[4096], client[64];
+	struct access_entry e;
+
+	(void)arg;
+	http_req_target(req, uri, sizeof(uri));
+	http_req_client(req, client, sizeof(client));
+	e.client = client;
+	e.method = http_req_method_name(req);
+	e.uri = uri;
+	e.protocol = http_req_version(req);
+	e.status = http_req_status(req);
+	e.bytes = http_req_bytes(req);
+	e.duration_us = http_req_duration_us(req);
+	e.service = http_req_service(req);
+	accesslog_write(&e);
 }

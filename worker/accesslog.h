@@ -30,4 +30,8 @@ void accesslog_close(void);
 int accesslog_enabled(void);
 void accesslog_write(const struct access_entry *e);
 
+struct http_req;
+/* The HTTP server's completion hook: one line for req. */
+void accesslog_request(const struct http_req *req, void *arg);
+
 #endif

@@ -10,6 +10,10 @@
 struct router {
 	const struct config *cfg;
 	void **states;               /* one per route, from service->init */
+	/* router_drain(): services yet to say they are done, and whom to tell */
+	size_t draining;
+	void (*drained)(void *);
+	void *drained_arg;
 };
 
 int
@@ -76,6 +80,60 @@ router_free(struct router *r)
 	free(r);
 }
 
+static void
+route_drained(void *arg)
+{
+	struct router *r = arg;
+
+	if (r->draining > 0 && --r->draining == 0)
+		r->drained(r->drained_arg);
+}
+
+void
+router_drain(struct router *r, void (*done)(void *arg), void *arg)
+{
+	r->drained = done;
+	r->drained_arg = arg;
+	/* One more than the services, released below, so done() runs once, last. */
+	r->draining = r->cfg->nroutes + 1;
+	for (size_t i = 0; i < r->cfg->nroutes; i++) {
+		const struct service *svc = r->cfg->routes[i].service;
+		if (svc->drain != NULL)
+			svc->drain(r->states[i], route_drained, r);
+		else
+			route_drained(r);
+	}
+	route_drained(r);
+}
+
+struct stats_ctx {
+	void (*emit)(void *ctx, const char *prefix, const struct svc_figure *f);
+	void *ctx;
+	const char *prefix;
+};
+
+static void
+emit_route(void *arg, const struct svc_figure *f)
+{
+	struct stats_ctx *s = arg;
+
+	s->emit(s->ctx, s->prefix, f);
+}
+
+void
+router_stats(struct router *r,
+    void (*emit)(void *ctx, const char *prefix, const struct svc_figure *f), void *ctx)
+{
+	struct stats_ctx s = { emit, ctx, NULL };
+
+	for (size_t i = 0; i < r->cfg->nroutes; i++) {
+		const struct service *svc = r->cfg->routes[i].service;
+		s.prefix = r->cfg->routes[i].prefix;
+		if (svc->stats != NULL)
+			svc->stats(r->states[i], emit_route, &s);
+	}
+}
+
 void
 router_handle(struct http_req *req, void *arg)
 {
@@ -95,8 +153,10 @@ router_handle(struct http_req *req, void *arg)
 	svc = r->cfg->routes[i].service;
 	http_req_set_service(req, svc->name);
 	if ((http_req_method(req) & svc->methods) == 0) {
-		http_req_add_header(req, "Allow", svc->allow);
-		http_error(req, 405, "method_not_allowed", "this path takes %s", svc->allow);
+		char allow[64];
+		http_allow(svc->methods, allow, sizeof(allow));
+		http_req_add_header(req, "Allow", allow);
+		http_error(req, 405, "method_not_allowed", "this path takes %s", allow);
 		return;
 	}
 	svc->handle(r->states[i], req, sub);

@@ -20,5 +20,14 @@ struct router *router_new(const struct config *cfg, const struct worker_info *w)
 void router_free(struct router *r);
 /* The HTTP handler; arg is the router. */
 void router_handle(struct http_req *req, void *arg);
+/*
+ * Tells every route's service that a graceful stop began; done(arg) runs
+ * once, when each has said it holds nothing more (at once if none holds
+ * anything).
+ */
+void router_drain(struct router *r, void (*done)(void *arg), void *arg);
+/* Every route's figures: emit(ctx, prefix, figure). */
+void router_stats(struct router *r,
+    void (*emit)(void *ctx, const char *prefix, const struct svc_figure *f), void *ctx);
 
 #endif

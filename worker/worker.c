@@ -37,6 +37,7 @@ static struct {
 	struct event *ipc_ev, *stats_ev;
 	struct event *sig_ev[6];
 	int shutting_down;
+	int draining;                /* the HTTP server and the router, until done */
 	int fast;
 } W;
 
@@ -147,7 +148,8 @@ static void
 drained(void *arg)
 {
 	(void)arg;
-	event_base_loopexit(W.base, NULL);
+	if (--W.draining == 0)
+		event_base_loopexit(W.base, NULL);
 }
 
 static void
@@ -161,10 +163,16 @@ shutdown_worker(int fast)
 	if (W.shutting_down)
 		return;
 	W.shutting_down = 1;
-	log_info("graceful shutdown: %zu request(s) in flight", http_in_flight());
+	log_info("graceful shutdown: %zu request(s) in flight",
+	    http_server_in_flight(W.http));
 	http_server_stop_accepting(W.http);
-	if (http_drain(W.http, drained, NULL) == -1)
+	/* Done when the HTTP connections and every service's own are. */
+	W.draining = 2;
+	if (http_drain(W.http, drained, NULL) == -1) {
 		shutdown_worker(1);
+		return;
+	}
+	router_drain(W.router, drained, NULL);
 }
 
 static void
@@ -176,8 +184,8 @@ send_stats(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	(void)arg;
 	m.u.stats.pid = W.info.pid;
-	m.u.stats.requests = (int64_t)http_requests_served();
-	m.u.stats.in_flight = (int64_t)http_in_flight();
+	m.u.stats.requests = (int64_t)http_server_requests(W.http);
+	m.u.stats.in_flight = (int64_t)http_server_in_flight(W.http);
 	ipc_send(W.args->ipc_fd, &m);
 }
 
@@ -228,6 +236,7 @@ setup_loop(const struct worker_args *a)
 	static const int sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGUSR1 };
 	struct event_config *ec = event_config_new();
 	struct timeval stats_tv = ms_tv(STATS_INTERVAL_MS);
+	struct http_limits lim;
 
 	/* The changelist folds the epoll_ctl calls of one loop iteration into one. */
 	if (ec != NULL)
@@ -237,8 +246,16 @@ setup_loop(const struct worker_args *a)
 	if (W.base == NULL)
 		return -1;
 	W.info.base = W.base;
+	lim = (struct http_limits){
+		.max_header_bytes = a->cfg->limits.max_header_bytes,
+		.max_body_bytes = a->cfg->limits.max_body_bytes,
+		.read_timeout_ms = a->cfg->limits.read_timeout_ms,
+		.keepalive_timeout_ms = a->cfg->limits.keepalive_timeout_ms,
+	};
 	if ((W.router = router_new(a->cfg, &W.info)) == NULL ||
-	    (W.http = http_server_new(W.base, &a->cfg->limits, router_handle, W.router)) == NULL ||
+	    (W.http = http_server_new(W.base, &lim, router_handle, W.router)) == NULL ||
+	    (accesslog_enabled() &&
+		http_server_on_complete(W.http, accesslog_request, NULL) == -1) ||
 	    http_server_listen(W.http, a->fds, a->nfds) == -1)
 		return -1;
 	W.ipc_ev = event_new(W.base, a->ipc_fd, EV_READ | EV_PERSIST, on_ipc, NULL);

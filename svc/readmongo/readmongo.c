@@ -1062,9 +1062,8 @@ rm_shutdown(void *state)
 
 const struct service readmongo_service = {
 	.name = "readmongo",
-	.keys = readmongo_keys,
 	.methods = HTTP_M_GET | HTTP_M_HEAD,
-	.allow = "GET, HEAD",
+	.keys = readmongo_keys,
 	.configure = rm_configure,
 	.conf_free = rm_conf_free,
 	.init = rm_init,

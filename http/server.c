@@ -1,0 +1,211 @@
+/*
+ * The server: accepting on the listening sockets, the drain of a graceful
+ * stop, completion hooks and the server's figures.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/time.h"
+#include "http/internal.h"
+
+#define ACCEPT_BATCH 64
+#define ACCEPT_PAUSE_MS 100          /* out of descriptors: wait before accepting */
+#define DRAIN_GRACE_MS 1000          /* idle keep-alive while draining */
+
+static void
+accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	for (size_t i = 0; i < srv->nlev; i++)
+		event_add(srv->lev[i], NULL);
+}
+
+static void
+on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+	struct http_server *srv = arg;
+	struct sockaddr_storage peer;
+	socklen_t len;
+	int fd;
+
+	(void)what;
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		len = sizeof(peer);
+		fd = accept4(lfd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0) {
+			conn_new(srv, fd, &peer);
+			continue;
+		}
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			struct timeval tv = ms_tv(ACCEPT_PAUSE_MS);
+			log_warn("accept: %s: pausing for %d ms", strerror(errno), ACCEPT_PAUSE_MS);
+			for (size_t j = 0; j < srv->nlev; j++)
+				event_del(srv->lev[j]);
+			evtimer_add(srv->accept_resume, &tv);
+		}
+		return;
+	}
+}
+
+static void
+drain_fire(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_server *srv = arg;
+
+	(void)fd;
+	(void)what;
+	if (srv->drain_done != NULL) {
+		void (*done)(void *) = srv->drain_done;
+		srv->drain_done = NULL;
+		done(srv->drain_arg);
+	}
+}
+
+struct http_server *
+http_server_new(struct event_base *base, const struct http_limits *lim,
+    http_handler handler, void *arg)
+{
+	struct http_server *srv = calloc(1, sizeof(*srv));
+	struct timeval rt = ms_tv(lim->read_timeout_ms);
+	struct timeval kt = ms_tv(lim->keepalive_timeout_ms);
+
+	if (srv == NULL)
+		return NULL;
+	srv->base = base;
+	srv->lim = *lim;
+	srv->handler = handler;
+	srv->arg = arg;
+	TAILQ_INIT(&srv->conns);
+	/* Common timeouts: O(1) to rearm, since every connection uses the same two. */
+	srv->read_tv = event_base_init_common_timeout(base, &rt);
+	srv->keepalive_tv = lim->keepalive_timeout_ms > 0 ?
+	    event_base_init_common_timeout(base, &kt) : srv->read_tv;
+	srv->accept_resume = evtimer_new(base, accept_resume, srv);
+	srv->drain_ev = event_new(base, -1, 0, drain_fire, srv);
+	if (srv->read_tv == NULL || srv->keepalive_tv == NULL || srv->accept_resume == NULL ||
+	    srv->drain_ev == NULL) {
+		http_server_free(srv);
+		return NULL;
+	}
+	return srv;
+}
+
+int
+http_server_listen(struct http_server *srv, const int *fds, size_t nfds)
+{
+	if ((srv->lev = calloc(nfds, sizeof(*srv->lev))) == NULL)
+		return -1;
+	for (size_t i = 0; i < nfds; i++) {
+		srv->lev[i] = event_new(srv->base, fds[i], EV_READ | EV_PERSIST, on_accept, srv);
+		if (srv->lev[i] == NULL || event_add(srv->lev[i], NULL) == -1)
+			return -1;
+		srv->nlev++;
+	}
+	return 0;
+}
+
+void
+http_server_stop_accepting(struct http_server *srv)
+{
+	/*
+	 * Closing our copy of a listening socket leaves the master's copy open:
+	 * connections still queued on it wait for the next worker of the slot.
+	 */
+	for (size_t i = 0; i < srv->nlev; i++) {
+		close(event_get_fd(srv->lev[i]));
+		event_free(srv->lev[i]);
+	}
+	free(srv->lev);
+	srv->lev = NULL;
+	srv->nlev = 0;
+	if (srv->accept_resume != NULL)
+		event_del(srv->accept_resume);
+}
+
+int
+http_drain(struct http_server *srv, void (*done)(void *), void *arg)
+{
+	long long grace_ms = srv->lim.keepalive_timeout_ms < DRAIN_GRACE_MS ?
+	    srv->lim.keepalive_timeout_ms : DRAIN_GRACE_MS;
+	struct timeval grace = ms_tv(grace_ms);
+	struct conn *c;
+
+	if ((srv->grace_tv = event_base_init_common_timeout(srv->base, &grace)) == NULL)
+		return -1;
+	srv->draining = 1;
+	srv->grace_ms = grace_ms;
+	srv->drain_done = done;
+	srv->drain_arg = arg;
+	/*
+	 * Closing an idle keep-alive connection at once would race with the
+	 * request its client may be sending right now, which a client that does
+	 * not retry (wrk, many libraries) counts as failed. So an idle
+	 * connection gets a short grace: a request that arrives is answered
+	 * with "Connection: close", and one that stays idle is closed when the
+	 * grace runs out, like any keep-alive connection that times out.
+	 */
+	TAILQ_FOREACH(c, &srv->conns, link) {
+		if (c->lingering)        /* no longer than the grace either */
+			(void)conn_linger_for(c, srv->grace_ms);
+		else
+			conn_set_keepalive_timer(c);
+	}
+	conn_drain_check(srv);
+	return 0;
+}
+
+int
+http_server_on_complete(struct http_server *srv, http_complete_cb cb, void *arg)
+{
+	if (srv->nhooks == HOOKS_MAX)
+		return -1;
+	srv->hooks[srv->nhooks].cb = cb;
+	srv->hooks[srv->nhooks].arg = arg;
+	srv->nhooks++;
+	return 0;
+}
+
+uint64_t
+http_server_requests(const struct http_server *srv)
+{
+	return srv->served;
+}
+
+size_t
+http_server_in_flight(const struct http_server *srv)
+{
+	return srv->in_flight;
+}
+
+size_t
+http_server_connections(const struct http_server *srv)
+{
+	return srv->nconns;
+}
+
+void
+http_server_free(struct http_server *srv)
+{
+	if (srv == NULL)
+		return;
+	http_server_stop_accepting(srv);
+	srv->draining = 0;
+	while (!TAILQ_EMPTY(&srv->conns))
+		conn_close(TAILQ_FIRST(&srv->conns));
+	if (srv->accept_resume != NULL)
+		event_free(srv->accept_resume);
+	if (srv->drain_ev != NULL)
+		event_free(srv->drain_ev);
+	free(srv);
+}
