@@ -1,0 +1,124 @@
+/*
+ * The readmongo service's own declarations, shared by its files, which are
+ * split by where they run:
+ *   conf.c      the route's options, validated in the master
+ *   service.c   the worker's state: the driver, the thread pool, figures
+ *   request.c   on the loop: a request parsed and checked into a job
+ *   job.c       on a pool thread: the query, run with the blocking driver
+ *   reply.c     on the loop: a job's results written to its request
+ */
+#ifndef CLUSTERD_READMONGO_H
+#define CLUSTERD_READMONGO_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <json-c/json.h>
+#include <mongoc/mongoc.h>
+
+#include "worker/pool.h"
+
+struct http_req;
+
+#define NS_MAX       255            /* "database.collection", as mongod limits it */
+
+struct rm_conf {
+	char *uri;
+	char *database;
+	char **collections;          /* NULL-terminated; "*" is kept out of it */
+	bool all_collections;
+	long long default_limit, max_limit, max_time_ms, threads, queue_limit;
+};
+
+/* The backend's errors, counted for figures under their JSON error codes. */
+enum rm_err_kind { RM_ERR_UNAVAILABLE, RM_ERR_TIMEOUT, RM_ERR_MONGO, RM_ERR_OVERLOADED,
+	RM_ERR_KINDS };
+extern const char *const rm_err_names[RM_ERR_KINDS];
+
+struct readmongo {
+	const struct rm_conf *conf;
+	const char *prefix;
+	struct event_base *base;
+	mongoc_client_pool_t *clients;
+	struct pool *pool;
+	TAILQ_HEAD(, rm_job) jobs;   /* submitted and not yet answered */
+	int stopping;
+	uint64_t errors[RM_ERR_KINDS];   /* answers that were errors of the backend */
+
+	/*
+	 * The last time a query found MongoDB unreachable, and why. A query
+	 * that was already queued then fails at once instead of waiting out
+	 * a server selection of its own: with the threads busy waiting for a
+	 * server that is gone, the queue would otherwise answer later and
+	 * later. Queries that arrive after it try for themselves.
+	 */
+	pthread_mutex_t down_mu;
+	int64_t down_at;             /* bson_get_monotonic_time() */
+	char down_why[BSON_ERROR_BUFFER_SIZE];
+};
+
+enum rm_op { OP_LIST, OP_GET, OP_COUNT };
+
+struct rm_error {
+	int status;                  /* 0: no error */
+	const char *code;
+	char message[640];
+};
+
+/*
+ * One request's query. The loop builds it and owns it; the thread that
+ * runs it shares the fields under mu, and owns out and err until it posts
+ * end_msg, after which it never touches the job again.
+ */
+struct rm_job {
+	struct pool_job job;
+	struct pool_msg batch_msg;   /* batch is ready */
+	struct pool_msg end_msg;     /* the thread is done: out and err are final */
+	struct readmongo *rm;
+	struct http_req *req;
+	enum rm_op op;
+	char coll[NS_MAX + 1];
+	bson_t *filter, *opts;
+	int64_t queued_at;           /* bson_get_monotonic_time() */
+	TAILQ_ENTRY(rm_job) link;
+
+	/* The loop's. */
+	int started;                 /* the stream's status line is out */
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct evbuffer *batch;      /* handed to the loop */
+	int unacked;                 /* batch not yet written out */
+	int cancel;                  /* the loop wants the thread to stop */
+
+	struct evbuffer *out;        /* the (rest of the) body */
+	struct rm_error err;
+};
+
+/* conf.c */
+extern const char *const rm_keys[];
+int rm_configure(json_object *route, const char *path, void **conf, char *err, size_t errlen);
+void rm_conf_free(void *conf);
+bool rm_valid_collection(const char *db, const char *s, size_t n);
+
+/* request.c */
+void rm_handle(void *state, struct http_req *req, const char *subpath);
+
+/* job.c */
+void rm_job_run(struct pool_job *pj, void *client);
+void rm_job_cancel(struct pool_job *pj);
+void rm_set_error(struct rm_error *e, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* reply.c */
+struct rm_job *rm_job_new(struct readmongo *rm, struct http_req *req, enum rm_op op,
+    const char *coll);
+void rm_job_free(struct rm_job *j);
+void rm_submit(struct readmongo *rm, struct rm_job *j);
+void rm_job_ack(struct rm_job *j, int cancel);
+
+#endif

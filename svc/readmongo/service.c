@@ -1,0 +1,168 @@
+/*
+ * The readmongo service: read-only HTTP access to the collections of one
+ * MongoDB database.
+ *
+ *   GET {prefix}/{coll}?filter=&projection=&sort=&limit=&skip=   {"documents":[...]}
+ *   GET {prefix}/{coll}/{id}                                     the document, or 404
+ *   GET {prefix}/{coll}/_count?filter=                           {"count":N}
+ *
+ * filter, projection and sort are Extended JSON; documents come out as
+ * relaxed Extended JSON. HEAD works like GET; other methods get 405.
+ *
+ * The driver blocks, so the loop only parses and validates; the queries run
+ * on the worker's thread pool (worker/pool.c). A list streams: its thread serializes
+ * the cursor into batches of about BATCH_BYTES and hands each to the loop,
+ * then waits until the loop has passed it to the connection and the
+ * connection has written all but STREAM_LOW_WATER bytes of it. So a worker holds
+ * a few batches per stream, whatever the size of the result, and a client
+ * that reads slowly slows its own cursor down, nothing else.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+
+#include "common/log.h"
+#include "conf/config.h"
+#include "http/http.h"
+#include "svc/readmongo/readmongo.h"
+#include "svc/service.h"
+
+const char *const rm_err_names[RM_ERR_KINDS] = {
+	"mongo_unavailable", "timeout", "mongo_error", "overloaded"
+};
+
+static pthread_once_t mongoc_once = PTHREAD_ONCE_INIT;
+
+/* The driver's own messages go to our log; it logs from any thread. */
+static void
+log_from_mongoc(mongoc_log_level_t level, const char *domain, const char *message,
+    void *arg)
+{
+	(void)arg;
+	switch (level) {
+	case MONGOC_LOG_LEVEL_ERROR:
+	case MONGOC_LOG_LEVEL_CRITICAL:
+		log_error("mongoc %s: %s", domain, message);
+		break;
+	case MONGOC_LOG_LEVEL_WARNING:
+		log_warn("mongoc %s: %s", domain, message);
+		break;
+	case MONGOC_LOG_LEVEL_MESSAGE:
+	case MONGOC_LOG_LEVEL_INFO:
+		log_debug("mongoc %s: %s", domain, message);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+mongoc_setup(void)
+{
+	mongoc_init();
+	mongoc_log_set_handler(log_from_mongoc, NULL);
+}
+
+static mongoc_client_pool_t *
+clients_new(const char *text, const char *prefix)
+{
+	mongoc_client_pool_t *clients = NULL;
+	bson_error_t error;
+	mongoc_uri_t *uri;
+
+	if ((uri = mongoc_uri_new_with_error(text, &error)) == NULL ||
+	    (clients = mongoc_client_pool_new_with_error(uri, &error)) == NULL)
+		log_error("route %s: %s", prefix, error.message);
+	else
+		mongoc_client_pool_set_error_api(clients, MONGOC_ERROR_API_VERSION_2);
+	mongoc_uri_destroy(uri);
+	return clients;
+}
+
+/* A pool thread's context: its own client, for as long as the thread lives. */
+static void *
+thread_client(void *clients)
+{
+	return mongoc_client_pool_pop(clients);
+}
+
+static void
+thread_client_done(void *clients, void *client)
+{
+	mongoc_client_pool_push(clients, client);
+}
+
+static void *
+rm_init(const struct route_conf *route, const struct worker_info *w)
+{
+	struct readmongo *rm = calloc(1, sizeof(*rm));
+	const struct rm_conf *c = route->service_conf;
+
+	if (rm == NULL)
+		return NULL;
+	/* After fork, once per process: nothing of the driver crosses a fork. */
+	pthread_once(&mongoc_once, mongoc_setup);
+	rm->conf = c;
+	rm->prefix = route->prefix;
+	rm->base = w->base;
+	TAILQ_INIT(&rm->jobs);
+	pthread_mutex_init(&rm->down_mu, NULL);
+	if ((rm->clients = clients_new(c->uri, route->prefix)) == NULL ||
+	    (rm->pool = pool_new(w->base, (int)c->threads, (size_t)c->queue_limit,
+		thread_client, thread_client_done, rm->clients)) == NULL) {
+		log_error("route %s: cannot start the MongoDB threads", route->prefix);
+		if (rm->clients != NULL)
+			mongoc_client_pool_destroy(rm->clients);
+		pthread_mutex_destroy(&rm->down_mu);
+		free(rm);
+		return NULL;
+	}
+	return rm;
+}
+
+/* The route's figures: the queue of the pool, and the backend's errors. */
+static void
+rm_stats(void *state, svc_emit emit, void *ctx)
+{
+	struct readmongo *rm = state;
+	struct svc_figure f = { .name = "readmongo_queue_depth", .kind = SVC_GAUGE,
+	    .value = pool_depth(rm->pool) };
+
+	emit(ctx, &f);
+	f = (struct svc_figure){ .name = "readmongo_errors_total", .kind = SVC_COUNTER,
+	    .label = "kind" };
+	for (int k = 0; k < RM_ERR_KINDS; k++) {
+		f.label_value = rm_err_names[k];
+		f.value = rm->errors[k];
+		emit(ctx, &f);
+	}
+}
+
+static void
+rm_shutdown(void *state)
+{
+	struct readmongo *rm = state;
+	struct rm_job *j;
+
+	rm->stopping = 1;
+	/* Running lists stop at their next batch; the pool answers the rest. */
+	TAILQ_FOREACH(j, &rm->jobs, link)
+		rm_job_ack(j, 1);
+	pool_free(rm->pool);
+	mongoc_client_pool_destroy(rm->clients);
+	pthread_mutex_destroy(&rm->down_mu);
+	free(rm);
+}
+
+const struct service readmongo_service = {
+	.name = "readmongo",
+	.methods = HTTP_M_GET | HTTP_M_HEAD,
+	.keys = rm_keys,
+	.configure = rm_configure,
+	.conf_free = rm_conf_free,
+	.init = rm_init,
+	.handle = rm_handle,
+	.stats = rm_stats,
+	.shutdown = rm_shutdown,
+};
+
