@@ -2,7 +2,9 @@
  * Master <-> worker messages. Each worker has one SOCK_SEQPACKET socketpair
  * with the master, so every message keeps its boundaries; a message is one
  * JSON object with a "type". The codec is separate from the transport so
- * that malformed input can be tested without sockets.
+ * that malformed input can be tested without sockets, and driven by one
+ * table in ipc.c: a new message is an enum value, its struct in the union
+ * below and one entry in that table.
  *
  *   worker -> master  {"type":"ready","pid":N,"slot":N,"generation":N}
  *   worker -> master  {"type":"stats","pid":N,"requests":N,"in_flight":N}

@@ -67,7 +67,7 @@ struct worker {
 
 struct slot {
 	struct restart restart;
-	struct event *respawn_ev;    /* a pending delayed fork */
+	struct event *respawn_ev;    /* a delayed fork, when pending */
 };
 
 static struct {
@@ -174,6 +174,21 @@ socket_used(const char *addr, int slot, void *arg)
 
 /* ---- slots ---- */
 
+static void
+respawn_fire(evutil_socket_t fd, short what, void *arg)
+{
+	int slot = (int)(intptr_t)arg;
+
+	(void)fd;
+	(void)what;
+	if (M.stopping == 0 && slot < M.current->cfg->workers)
+		spawn(slot, M.current);
+}
+
+/*
+ * Each slot's respawn timer is made with the slot, so that a worker's death
+ * never needs an allocation to schedule its replacement.
+ */
 static int
 slots_grow(int n)
 {
@@ -183,23 +198,21 @@ slots_grow(int n)
 		return 0;
 	if ((s = realloc(M.slots, (size_t)n * sizeof(*s))) == NULL)
 		return -1;
-	memset(s + M.nslots, 0, (size_t)(n - M.nslots) * sizeof(*s));
 	M.slots = s;
-	M.nslots = n;
+	for (; M.nslots < n; M.nslots++) {
+		memset(&s[M.nslots], 0, sizeof(s[M.nslots]));
+		s[M.nslots].respawn_ev = evtimer_new(M.base, respawn_fire,
+		    (void *)(intptr_t)M.nslots);
+		if (s[M.nslots].respawn_ev == NULL)
+			return -1;
+	}
 	return 0;
 }
 
 static void
-respawn_fire(evutil_socket_t fd, short what, void *arg)
+cancel_respawn(int slot)
 {
-	int slot = (int)(intptr_t)arg;
-
-	(void)fd;
-	(void)what;
-	event_free(M.slots[slot].respawn_ev);
-	M.slots[slot].respawn_ev = NULL;
-	if (M.stopping == 0 && slot < M.current->cfg->workers)
-		spawn(slot, M.current);
+	evtimer_del(M.slots[slot].respawn_ev);
 }
 
 static void
@@ -209,7 +222,7 @@ schedule_respawn(int slot, uint64_t lived_ms)
 	uint64_t delay = restart_delay(&s->restart, lived_ms);
 	struct timeval tv = ms_tv((long long)delay);
 
-	if (s->respawn_ev != NULL)
+	if (evtimer_pending(s->respawn_ev, NULL))
 		return;
 	if (delay == 0) {
 		spawn(slot, M.current);
@@ -217,9 +230,8 @@ schedule_respawn(int slot, uint64_t lived_ms)
 	}
 	log_warn("slot %d restarts too often: next worker in %llu ms", slot,
 	    (unsigned long long)delay);
-	s->respawn_ev = evtimer_new(M.base, respawn_fire, (void *)(intptr_t)slot);
-	if (s->respawn_ev != NULL)
-		evtimer_add(s->respawn_ev, &tv);
+	if (evtimer_add(s->respawn_ev, &tv) == -1)
+		fatal("slot %d: cannot arm the respawn timer", slot);
 }
 
 /* ---- workers ---- */
@@ -251,10 +263,8 @@ arm_kill(struct worker *w, uint64_t ms)
 {
 	struct timeval tv = ms_tv((long long)ms);
 
-	if (w->kill_ev == NULL)
-		w->kill_ev = evtimer_new(M.base, kill_fire, w);
-	if (w->kill_ev != NULL)
-		evtimer_add(w->kill_ev, &tv);
+	if (evtimer_add(w->kill_ev, &tv) == -1)
+		fatal("worker %ld: cannot arm the kill timer", (long)w->pid);
 }
 
 /* Asks a worker to stop: gracefully over IPC, or fast with SIGTERM. */
@@ -389,27 +399,33 @@ on_worker_ipc(evutil_socket_t fd, short what, void *arg)
 static void
 spawn(int slot, struct generation *gen)
 {
-	int pair[2], fds[MAX_LISTEN_PER_SLOT];
+	int pair[2] = { -1, -1 }, fds[MAX_LISTEN_PER_SLOT];
 	struct worker_args args;
 	struct worker *w;
 	size_t nfds;
-	pid_t pid;
+	pid_t pid = -1;
 
-	if ((w = calloc(1, sizeof(*w))) == NULL || ipc_pair(pair) == -1) {
+	/* Everything the master needs to watch the worker exists before the fork. */
+	if ((w = calloc(1, sizeof(*w))) == NULL || ipc_pair(pair) == -1 ||
+	    (w->ipc_ev = event_new(M.base, pair[0], EV_READ | EV_PERSIST, on_worker_ipc,
+		w)) == NULL ||
+	    (w->kill_ev = evtimer_new(M.base, kill_fire, w)) == NULL ||
+	    event_add(w->ipc_ev, NULL) == -1 ||
+	    (pid = fork()) == -1) {
 		log_error("cannot start a worker for slot %d: %s", slot, strerror(errno));
+		if (w != NULL && w->ipc_ev != NULL)
+			event_free(w->ipc_ev);
+		if (w != NULL && w->kill_ev != NULL)
+			event_free(w->kill_ev);
+		if (pair[0] != -1) {
+			close(pair[0]);
+			close(pair[1]);
+		}
 		free(w);
 		schedule_respawn(slot, 0);   /* try again, with the slot's back-off */
 		return;
 	}
 	nfds = listen_slot_fds(gen->cfg, slot, fds, MAX_LISTEN_PER_SLOT);
-	if ((pid = fork()) == -1) {
-		log_error("fork for slot %d: %s", slot, strerror(errno));
-		close(pair[0]);
-		close(pair[1]);
-		free(w);
-		schedule_respawn(slot, 0);
-		return;
-	}
 	if (pid == 0) {
 		args = (struct worker_args){ .cfg = gen->cfg, .slot = slot,
 		    .generation = gen->id, .ipc_fd = pair[1], .fds = fds, .nfds = nfds,
@@ -422,9 +438,6 @@ spawn(int slot, struct generation *gen)
 	w->gen = gen;
 	w->ipc_fd = pair[0];
 	w->started_ms = now_ms();
-	w->ipc_ev = event_new(M.base, pair[0], EV_READ | EV_PERSIST, on_worker_ipc, w);
-	if (w->ipc_ev != NULL)
-		event_add(w->ipc_ev, NULL);
 	gen->live++;
 	LIST_INSERT_HEAD(&M.workers, w, link);
 	log_info("started worker %ld: slot %d, generation %ld", (long)pid, slot, gen->id);
@@ -484,10 +497,7 @@ stop_all(enum ipc_shutdown_mode mode)
 	M.stopping = (int)mode + 1;
 	notify_send("STOPPING=1");
 	for (int i = 0; i < M.nslots; i++) {
-		if (M.slots[i].respawn_ev != NULL) {
-			event_free(M.slots[i].respawn_ev);
-			M.slots[i].respawn_ev = NULL;
-		}
+		cancel_respawn(i);
 	}
 	LIST_FOREACH(w, &M.workers, link)
 		if (mode == IPC_SHUTDOWN_FAST || w->state != W_RETIRING)
@@ -550,9 +560,10 @@ setup_watchdog(void)
 
 	if (usec == 0)
 		return;
-	M.watchdog_ev = event_new(M.base, -1, EV_PERSIST, watchdog_fire, NULL);
-	if (M.watchdog_ev != NULL)
-		event_add(M.watchdog_ev, &tv);
+	/* systemd would kill a master that never pets its watchdog: say why now. */
+	if ((M.watchdog_ev = event_new(M.base, -1, EV_PERSIST, watchdog_fire, NULL)) == NULL ||
+	    event_add(M.watchdog_ev, &tv) == -1)
+		fatal("cannot arm the systemd watchdog timer: %s", strerror(errno));
 }
 
 static void
@@ -587,10 +598,7 @@ reload(void)
 	M.announced = false;
 	prepare_log_files(cfg);
 	for (int s = 0; s < cfg->workers; s++) {
-		if (M.slots[s].respawn_ev != NULL) {
-			event_free(M.slots[s].respawn_ev);
-			M.slots[s].respawn_ev = NULL;
-		}
+		cancel_respawn(s);
 		spawn(s, g);
 	}
 	gen_release_unused();
@@ -639,10 +647,7 @@ resize(int delta)
 	}
 	slot = --cfg->workers;
 	log_info("removing the worker of slot %d: %d now", slot, cfg->workers);
-	if (M.slots[slot].respawn_ev != NULL) {
-		event_free(M.slots[slot].respawn_ev);
-		M.slots[slot].respawn_ev = NULL;
-	}
+	cancel_respawn(slot);
 	LIST_FOREACH(w, &M.workers, link)
 		if (w->slot == slot && w->state != W_RETIRING)
 			stop_worker(w, IPC_SHUTDOWN_GRACEFUL);
@@ -769,8 +774,7 @@ cleanup(void)
 	while (!LIST_EMPTY(&M.workers))
 		worker_free(LIST_FIRST(&M.workers));
 	for (int i = 0; i < M.nslots; i++)
-		if (M.slots[i].respawn_ev != NULL)
-			event_free(M.slots[i].respawn_ev);
+		event_free(M.slots[i].respawn_ev);
 	free(M.slots);
 	while ((g = LIST_FIRST(&M.gens)) != NULL) {
 		LIST_REMOVE(g, link);

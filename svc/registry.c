@@ -10,15 +10,15 @@
 #include "conf/config.h"
 #include "svc/service.h"
 
-extern const struct service dummy_service;
-extern const struct service readmongo_service;
+/* The registry: one line per service, X(name) for its name##_service. */
+#define SERVICES(X) \
+	X(dummy) \
+	X(readmongo)
 
-/* The registry: add a service here and it can be routed to. */
-const struct service *const services[] = {
-	&dummy_service,
-	&readmongo_service,
-	NULL
-};
+#define DECLARE(name) extern const struct service name##_service;
+#define ENTRY(name) &name##_service,
+SERVICES(DECLARE)
+const struct service *const services[] = { SERVICES(ENTRY) NULL };
 
 const struct service *
 service_find(const char *name)
