@@ -1,7 +1,7 @@
 /*
  * selftest_client: runs queries through libmongoc for t/mongo/selftest.
  *
- *   selftest_client mongodb://127.0.0.1:PORT/ < queries.jsonl
+ *   selftest_client [--heartbeat] mongodb://127.0.0.1:PORT/ < queries.jsonl
  *
  * Each stdin line is one Extended JSON query:
  *   {"op":"find","db":D,"coll":C,"filter":{..},"opts":{..}}     opts: projection, sort, limit, skip, batchSize...
@@ -11,6 +11,14 @@
  * Output per query: each result document as canonical Extended JSON on one
  * line (count prints "COUNT n"), an "ERROR <domain> <code> <message>" line
  * on failure, then "END".
+ *
+ * With --heartbeat, after the last query the client waits (10 s at most) for
+ * one more server heartbeat to succeed, as seen by libmongoc's APM
+ * server-heartbeat-succeeded callback, and exits 3 if none did. A client
+ * (single-threaded) only checks the server when it selects one and the last
+ * check is heartbeatFrequencyMS old, so it selects the server in a poll until
+ * then. The handshake already negotiated helloOk, so that heartbeat is a
+ * "hello" over OP_QUERY.
  */
 #define _POSIX_C_SOURCE 200809L /* getline */
 
@@ -18,6 +26,46 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+static int heartbeats_ok; /* server heartbeats that succeeded */
+
+static void heartbeat_succeeded (const mongoc_apm_server_heartbeat_succeeded_t *event)
+{
+   (void) event;
+   heartbeats_ok++;
+}
+
+static int64_t now_ms (void)
+{
+   struct timespec ts;
+
+   clock_gettime (CLOCK_MONOTONIC, &ts);
+   return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Polls server selection until a heartbeat after `before` succeeds; 0 if none in `ms`. */
+static int await_heartbeat (mongoc_client_t *client, int before, int64_t ms)
+{
+   const struct timespec tick = { 0, 10 * 1000 * 1000 };
+   int64_t deadline = now_ms () + ms;
+   mongoc_server_description_t *sd;
+   bson_error_t error;
+
+   while (heartbeats_ok == before) {
+      if (now_ms () > deadline) {
+         return 0;
+      }
+      sd = mongoc_client_select_server (client, false, NULL, &error);
+      if (sd) {
+         mongoc_server_description_destroy (sd);
+      }
+      if (heartbeats_ok == before) {
+         nanosleep (&tick, NULL);
+      }
+   }
+   return 1;
+}
 
 static void print_doc (const bson_t *doc)
 {
@@ -129,23 +177,33 @@ static void run_query (mongoc_client_t *client, const bson_t *q)
 int main (int argc, char **argv)
 {
    mongoc_client_t *client;
+   mongoc_apm_callbacks_t *callbacks;
+   const char *uri;
+   int heartbeat = 0;
    char *line = NULL;
    size_t cap = 0;
    ssize_t len;
    bson_error_t error;
    int rc = 0;
 
-   if (argc != 2) {
-      fprintf (stderr, "usage: %s MONGODB-URI < queries.jsonl\n", argv[0]);
+   if (argc == 3 && strcmp (argv[1], "--heartbeat") == 0) {
+      heartbeat = 1;
+   } else if (argc != 2) {
+      fprintf (stderr, "usage: %s [--heartbeat] MONGODB-URI < queries.jsonl\n", argv[0]);
       return 2;
    }
+   uri = argv[argc - 1];
    mongoc_init ();
-   client = mongoc_client_new (argv[1]);
+   client = mongoc_client_new (uri);
    if (!client) {
-      fprintf (stderr, "bad URI %s\n", argv[1]);
+      fprintf (stderr, "bad URI %s\n", uri);
       return 2;
    }
    mongoc_client_set_error_api (client, MONGOC_ERROR_API_VERSION_2);
+   callbacks = mongoc_apm_callbacks_new ();
+   mongoc_apm_set_server_heartbeat_succeeded_cb (callbacks, heartbeat_succeeded);
+   mongoc_client_set_apm_callbacks (client, callbacks, NULL);
+   mongoc_apm_callbacks_destroy (callbacks);
 
    while ((len = getline (&line, &cap, stdin)) > 0) {
       bson_t *q;
@@ -163,6 +221,10 @@ int main (int argc, char **argv)
       bson_destroy (q);
    }
 
+   if (rc == 0 && heartbeat && !await_heartbeat (client, heartbeats_ok, 10000)) {
+      fprintf (stderr, "no server heartbeat succeeded within 10 s after the queries\n");
+      rc = 3;
+   }
    free (line);
    mongoc_client_destroy (client);
    mongoc_cleanup ();

@@ -356,7 +356,9 @@ function fail(code, errmsg, extra) {
   return Object.assign(r, extra || {});
 }
 const DROP = Symbol('drop connection');
-const stats = { commands: {}, totalConnections: 0 };
+// commands: every command by name; opQueryOk: those that came over OP_QUERY
+// (the handshake) and were answered ok:1.
+const stats = { commands: {}, opQueryOk: {}, totalConnections: 0 };
 
 // --- cursors: materialized result lists handed out in batches.
 const cursors = new Map(); // id string -> {id, ns, docs, pos, budgetMs, used}
@@ -643,6 +645,8 @@ async function handleMessage(conn, msg) {
       const res = await runCommand(conn, query, ns.slice(0, -5), true);
       if (res === DROP) return conn.socket.destroy();
       reply = encodeOpReply(requestId, res);
+      const name = Object.keys(query)[0];
+      if (Number(res.ok) === 1 && name) stats.opQueryOk[name] = (stats.opQueryOk[name] || 0) + 1;
     }
   } else {
     // OP_COMPRESSED is never negotiated (no "compression" in hello), and the
@@ -722,9 +726,9 @@ async function control(req, body) {
       if (!server.listening) await listen(listenPort);
       return { ok: true, faults: faultView() };
     case '/stats': {
-      const r = { ok: true, commands: { ...stats.commands }, connections: sockets.size,
+      const r = { ok: true, commands: { ...stats.commands }, opQueryOk: { ...stats.opQueryOk }, connections: sockets.size,
         totalConnections: stats.totalConnections, cursors: cursors.size, port: listenPort, faults: faultView() };
-      if (p.reset !== undefined && p.reset !== '0') { stats.commands = {}; stats.totalConnections = 0; }
+      if (p.reset !== undefined && p.reset !== '0') { stats.commands = {}; stats.opQueryOk = {}; stats.totalConnections = 0; }
       return r;
     }
     case '/seed':
@@ -787,9 +791,10 @@ async function clusterControl(req, body) {
   }
   if (path !== '/stats') return ask(workers[0], req.url, body); // /dump: the first worker's view
   const all = await Promise.all(workers.map((w) => ask(w, req.url, body)));
-  const r = { ...all[0], commands: {}, connections: 0, totalConnections: 0, cursors: 0, processes: opts.processes };
+  const r = { ...all[0], commands: {}, opQueryOk: {}, connections: 0, totalConnections: 0, cursors: 0, processes: opts.processes };
   for (const s of all) {
     for (const [k, n] of Object.entries(s.commands)) r.commands[k] = (r.commands[k] || 0) + n;
+    for (const [k, n] of Object.entries(s.opQueryOk)) r.opQueryOk[k] = (r.opQueryOk[k] || 0) + n;
     for (const k of ['connections', 'totalConnections', 'cursors']) r[k] += s[k];
   }
   return r;
