@@ -12,8 +12,9 @@ is(scalar @before, 2, 'two workers');
 
 my $stop = $c->dir . '/stop-clients';
 my @clients = map { [ Clusterd::client_loop($c->port, '/dummy', $stop, $c->dir . "/client$_"), $c->dir . "/client$_" ] } 1 .. 3;
-# Let the clients get going: each has answers before the kill.
-poll_until(10, sub { $c->log_size > 0 });
+# Let the clients get going: each has an answer before the kill.
+ok(poll_until($Clusterd::DEADLINE, sub { !grep { !-e "$_->[1].first" } @clients }),
+    'each client has had an answer before the kill');
 
 my $from = $c->log_size;
 my $victim = $before[0];

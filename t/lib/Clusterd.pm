@@ -265,7 +265,8 @@ sub read_chunked {
 # exists. A request whose reused connection closes before any byte of the
 # response is retried once on a new connection (unless $no_retry); any
 # other failure counts.
-# Writes "ok N\nfail N\nstatus ...\n" to $out. Returns the child's pid.
+# Writes "ok N\nfail N\nstatus ...\n" to $out when told to stop, and creates
+# "$out.first" at its first 200 answer. Returns the child's pid.
 sub client_loop {
     my ($port, $path, $stop_file, $out, $no_retry) = @_;
     my $pid = fork // die "fork: $!";
@@ -294,7 +295,7 @@ sub client_loop {
             last if $no_retry || !$reused || $any;
         }
         if ($resp && $resp->[0] == 200) {
-            $ok++;
+            if (!$ok++) { open my $first, '>', "$out.first" or die; close $first }
             my $j = json_decode($resp->[2]);
             $seen{"$j->{pid}/$j->{generation}"}++ if $j && $j->{pid};
         } else {
