@@ -3,6 +3,7 @@
 use strict;
 use warnings;
 use Test::More;
+use IO::Select;
 use IO::Socket::INET;
 use Time::HiRes qw(time);
 use Clusterd qw(poll_until);
@@ -22,18 +23,25 @@ sub send_delayed {
 {
     my $c = Clusterd->new->start;
     my @workers = $c->workers;
-    my @socks = send_delayed($c->port, 20, 1500);
-    # Wait until both workers hold requests (their stats say so), then quit.
-    ok(poll_until(10, sub { $c->log_size && scalar(@socks) == 20 }), 'requests sent');
-    # The requests reached the workers once their connections are accepted;
-    # a /dummy answer from each worker after sending proves the loop saw them.
-    my %seen;
-    poll_until(10, sub { my $j = $c->get_json('/dummy'); $seen{$j->{pid}} = 1 if $j; keys %seen == 2 });
+    my @socks = send_delayed($c->port, 20, 3000);
+    # In flight: the workers accepted all 20 connections and read the request
+    # bytes (nothing left in the sockets' receive queues), and no answer has
+    # come back yet (the delay is 3 s). Then quit.
+    my $conns;
+    ok(poll_until($Clusterd::DEADLINE, sub {
+        $conns = $c->worker_conns;
+        my @all = map { @$_ } values %$conns;
+        return @all == 20 && !grep { $_->{rx_queue} } @all;
+    }), 'the workers accepted the 20 connections and read their requests')
+        or diag explain $conns;
+    is(scalar(keys %$conns), 2, 'both workers hold some of them');
+    my @answered = IO::Select->new(@socks)->can_read(0);
+    is(scalar @answered, 0, 'no answer yet when SIGQUIT is sent');
     $c->signal('QUIT');
     my $ok = 0;
     for my $s (@socks) {
         my $r = Clusterd::read_response($s);
-        $ok++ if $r && $r->[0] == 200 && $r->[2] =~ /"delayed_ms":1500/;
+        $ok++ if $r && $r->[0] == 200 && $r->[2] =~ /"delayed_ms":3000/;
     }
     is($ok, 20, 'SIGQUIT: all 20 in-flight requests completed with 200');
     my $status = $c->wait_exit(20);

@@ -129,6 +129,31 @@ sub children {
     return @sorted;     # a count in scalar context
 }
 
+# The TCP connections to the listening port that the workers have accepted
+# and hold open: { worker pid => [ { rx_queue => bytes not read yet }, ... ] },
+# from the workers' fds and the kernel's table (/proc/PID/net/tcp).
+sub worker_conns {
+    my ($self) = @_;
+    my %est;    # socket inode -> its entry, for established connections to the port
+    open my $fh, '<', "/proc/$self->{pid}/net/tcp" or return {};
+    while (<$fh>) {
+        # sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
+        my @f = split;
+        next unless @f > 9 && $f[1] =~ /:([0-9A-F]{4})$/ && hex($1) == $self->{port};
+        next unless $f[3] eq '01';      # TCP_ESTABLISHED
+        my (undef, $rx) = map { hex } split /:/, $f[4];
+        $est{$f[9]} = { rx_queue => $rx };
+    }
+    my %by;
+    for my $pid ($self->workers) {
+        for my $fd (glob "/proc/$pid/fd/*") {
+            my $l = readlink($fd) // next;
+            push @{ $by{$pid} }, $est{$1} if $l =~ /^socket:\[(\d+)\]$/ && $est{$1};
+        }
+    }
+    return \%by;
+}
+
 sub alive { my $pid = shift; return kill(0, $pid) && !is_zombie($pid) }
 
 sub is_zombie {
