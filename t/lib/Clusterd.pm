@@ -72,6 +72,15 @@ sub port { $_[0]{port} }
 # Starts the daemon and waits for "ready: generation 1".
 sub start {
     my ($self) = @_;
+    $self->launch;
+    $self->wait_log(qr/ready: generation 1,/) or die "clusterd did not start:\n" . $self->log_text;
+    ($self->{port}) = $self->log_text =~ /listening on [\d.]+:(\d+)/;
+    return $self;
+}
+
+# Starts the daemon without waiting for anything (start() waits).
+sub launch {
+    my ($self) = @_;
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
         open STDOUT, '>>', $self->{log} or die;
@@ -80,8 +89,6 @@ sub start {
         die "exec $BIN: $!";
     }
     $self->{pid} = $pid;
-    $self->wait_log(qr/ready: generation 1,/) or die "clusterd did not start:\n" . $self->log_text;
-    ($self->{port}) = $self->log_text =~ /listening on [\d.]+:(\d+)/;
     return $self;
 }
 
