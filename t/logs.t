@@ -32,12 +32,19 @@ is($j->{method}, 'GET', 'method');
 is($j->{path}, '/nowhere', 'path');
 is($j->{service}, undef, 'no service for an unrouted path');
 ok($j->{bytes} > 0, 'bytes');
-ok(defined $j->{duration_us} && $j->{duration_us} >= 0, 'duration in microseconds');
+like($j->{duration_us} // '', qr/^\d+$/, 'duration in whole microseconds');
 is($j->{client}, '127.0.0.1', 'client address');
 ok($j->{pid} > 0 && grep({ $_ == $j->{pid} } $c->workers), 'worker pid');
 like($j->{time}, qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, 'time');
 my ($d) = grep { m{/dummy\?x=1} } split /\n/, slurp("$dir/access.log");
 is(json_decode($d)->{service}, 'dummy', 'the service is named');
+# The duration covers the whole request: an answer delayed by 300 ms took at
+# least 300,000 us (and, on any box, less than the client's deadline).
+my ($dst) = $c->get('/dummy/delay?ms=300');
+is($dst, 200, 'a request delayed by 300 ms');
+my $dline = poll_until(10, sub { my $t = slurp("$dir/access.log"); $t =~ m{^(.*/dummy/delay.*)$}m ? $1 : undef });
+my $dus = (json_decode($dline // '') || {})->{duration_us} // -1;
+ok($dus >= 300000 && $dus < $Clusterd::DEADLINE * 1e6, "its duration_us is 300000 or more ($dus)");
 
 # Rotation under load: rename both logs, SIGUSR1, new lines go to new files;
 # nothing is lost and no line is cut.
