@@ -13,7 +13,8 @@
 const char *const config_top_keys[] = {
 	"listen", "workers", "pid_file", "error_log", "log_level",
 	"shutdown_timeout_ms", "worker_rlimit_nofile", "user", "group", "access_log",
-	"access_log_format", "limits", "routes", NULL
+	"access_log_format", "limits", "routes", "heartbeat_interval_ms", "worker_timeout_ms",
+	"max_requests", "max_requests_jitter", "max_worker_rss_mb", NULL
 };
 const char *const config_limits_keys[] = {
 	"max_header_bytes", "max_body_bytes", "read_timeout_ms",
@@ -390,6 +391,31 @@ out:
 	return rc;
 }
 
+/* How the master watches its workers: heartbeats, hangs, recycling. */
+static int
+parse_supervision(struct config *cfg, json_object *root, char *err, size_t errlen)
+{
+	if (conf_get_int(root, "", "heartbeat_interval_ms", 10, 60000, 1000,
+		&cfg->heartbeat_interval_ms, err, errlen) == -1 ||
+	    conf_get_int(root, "", "worker_timeout_ms", 0, 3600000, 30000,
+		&cfg->worker_timeout_ms, err, errlen) == -1 ||
+	    conf_get_int(root, "", "max_requests", 0, 1000000000000LL, 0,
+		&cfg->max_requests, err, errlen) == -1 ||
+	    conf_get_int(root, "", "max_requests_jitter", 0, 1000000000000LL, 0,
+		&cfg->max_requests_jitter, err, errlen) == -1 ||
+	    conf_get_int(root, "", "max_worker_rss_mb", 0, 1 << 20, 0,
+		&cfg->max_worker_rss_mb, err, errlen) == -1)
+		return -1;
+	/* A worker must be able to miss a beat without being taken for hung. */
+	if (cfg->worker_timeout_ms > 0 && cfg->worker_timeout_ms < 2 * cfg->heartbeat_interval_ms) {
+		snprintf(err, errlen, "worker_timeout_ms: %lld is less than twice "
+		    "heartbeat_interval_ms (%lld)", cfg->worker_timeout_ms,
+		    cfg->heartbeat_interval_ms);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 parse_root(struct config *cfg, json_object *root, char *err, size_t errlen)
 {
@@ -410,6 +436,7 @@ parse_root(struct config *cfg, json_object *root, char *err, size_t errlen)
 		&cfg->shutdown_timeout_ms, err, errlen) == -1 ||
 	    conf_get_int(root, "", "worker_rlimit_nofile", 0, 1 << 24, 0,
 		&cfg->worker_rlimit_nofile, err, errlen) == -1 ||
+	    parse_supervision(cfg, root, err, errlen) == -1 ||
 	    conf_get_string(root, "", "user", false, NULL, &cfg->user, err, errlen) == -1 ||
 	    conf_get_string(root, "", "group", false, NULL, &cfg->group, err, errlen) == -1 ||
 	    check_identity(cfg, err, errlen) == -1 ||

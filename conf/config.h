@@ -53,6 +53,11 @@ struct config {
 	enum log_level log_level;
 	long long shutdown_timeout_ms;
 	long long worker_rlimit_nofile;  /* 0: raise the soft limit to the hard one */
+	long long heartbeat_interval_ms; /* a worker's loop reports this often */
+	long long worker_timeout_ms;     /* silent this long: hung (0: never) */
+	long long max_requests;          /* recycle a worker after so many (0: never) */
+	long long max_requests_jitter;   /* plus a random 0..jitter per worker */
+	long long max_worker_rss_mb;     /* recycle a worker over this RSS (0: never) */
 	char *user;                  /* NULL: workers keep the master's identity */
 	char *group;                 /* NULL: the user's primary group */
 	uid_t uid;                   /* of user, looked up once here; -1 without one */

@@ -45,7 +45,7 @@ static const struct kind {
 	{ IPC_READY, "ready", { COUNT("pid", u.ready.pid), COUNT("slot", u.ready.slot),
 	    COUNT("generation", u.ready.generation) } },
 	{ IPC_STATS, "stats", { COUNT("pid", u.stats.pid), COUNT("requests", u.stats.requests),
-	    COUNT("in_flight", u.stats.in_flight) } },
+	    COUNT("in_flight", u.stats.in_flight), COUNT("connections", u.stats.connections) } },
 	{ IPC_SHUTDOWN, "shutdown", { ENUM("mode", u.shutdown.mode, shutdown_modes) } },
 	{ IPC_REOPEN, "reopen", { { NULL, F_COUNT, 0, NULL } } },
 };

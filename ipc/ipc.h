@@ -7,7 +7,8 @@
  * below and one entry in that table.
  *
  *   worker -> master  {"type":"ready","pid":N,"slot":N,"generation":N}
- *   worker -> master  {"type":"stats","pid":N,"requests":N,"in_flight":N}
+ *   worker -> master  {"type":"stats","pid":N,"requests":N,"in_flight":N,"connections":N}
+ *                     every heartbeat_interval_ms, from the worker's loop: its heartbeat
  *   master -> worker  {"type":"shutdown","mode":"graceful"|"fast"}
  *   master -> worker  {"type":"reopen"}
  */
@@ -33,7 +34,7 @@ struct ipc_msg {
 	enum ipc_type type;
 	union {
 		struct { int64_t pid, slot, generation; } ready;
-		struct { int64_t pid, requests, in_flight; } stats;
+		struct { int64_t pid, requests, in_flight, connections; } stats;
 		struct { enum ipc_shutdown_mode mode; } shutdown;
 	} u;
 };

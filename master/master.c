@@ -37,10 +37,12 @@
 #include "master/notify.h"
 #include "master/pidfile.h"
 #include "master/restart.h"
+#include "master/supervise.h"
 #include "svc/service.h"
 #include "worker/worker.h"
 
 #define FAST_STOP_KILL_MS 2000   /* SIGTERM, then SIGKILL after this */
+#define HUNG_KILL_MS 1000        /* a hung worker: SIGABRT, then SIGKILL after this */
 #define MAX_LISTEN_PER_SLOT CONFIG_MAX_LISTEN
 
 struct generation {
@@ -61,7 +63,11 @@ struct worker {
 	struct event *ipc_ev;
 	struct event *kill_ev;       /* SIGKILL deadline once asked to stop */
 	uint64_t started_ms;
-	int64_t requests, in_flight;
+	struct supervised sv;        /* heartbeat, requests, limits, RSS */
+	int64_t in_flight, connections;
+	int beats;                   /* heartbeats since it was forked */
+	int replacing;               /* a replacement is on its way: 1 + enum restart_reason */
+	bool hung;
 	LIST_ENTRY(worker) link;
 };
 
@@ -81,6 +87,8 @@ static struct {
 	int sfd;
 	struct event *sig_ev;
 	struct event *watchdog_ev;
+	struct event *heartbeat_ev;  /* the supervision tick, every heartbeat_interval_ms */
+	uint64_t restarts[REASON_COUNT];
 	/* flags set by signals, acted on by master_cycle() */
 	int sig_terminate, sig_quit, sig_reconfigure, sig_reopen, sig_child;
 	int sig_more, sig_fewer;
@@ -340,9 +348,155 @@ check_generation_ready(void)
 		}
 	}
 	M.announced = true;
+	M.restarts[REASON_RELOAD] += (uint64_t)retired;
 	log_info("ready: generation %ld, %d worker(s)%s", g->id, ready,
 	    retired ? ", retiring the previous generation" : "");
 	notify_status("READY=1");
+}
+
+/* ---- supervision: hung workers, recycling ---- */
+
+/* Another worker of the current generation serves, or is about to serve, slot. */
+static bool
+slot_covered(int slot, const struct worker *except)
+{
+	struct worker *w;
+
+	LIST_FOREACH(w, &M.workers, link)
+		if (w != except && w->slot == slot && w->gen == M.current &&
+		    w->state != W_RETIRING)
+			return true;
+	return false;
+}
+
+/*
+ * Recycling, as a reload does it for one slot: a replacement is forked, and
+ * only once it is ready does w stop accepting and finish what it has
+ * (retire_replaced()). No request fails, and the slot is never empty.
+ */
+static void
+replace_worker(struct worker *w, enum restart_reason why)
+{
+	const struct config *cfg = w->gen->cfg;
+
+	if (w->replacing || w->state != W_READY || M.stopping || w->gen != M.current ||
+	    w->slot >= cfg->workers)
+		return;
+	w->replacing = (int)why + 1;
+	M.restarts[why]++;
+	if (why == REASON_MAX_REQUESTS)
+		log_info("worker %ld (slot %d, generation %ld) served %llu requests, its "
+		    "max_requests: replacing it", (long)w->pid, w->slot, w->gen->id,
+		    (unsigned long long)w->sv.requests);
+	else
+		log_info("worker %ld (slot %d, generation %ld) uses %llu MB, over "
+		    "max_worker_rss_mb (%lld): replacing it", (long)w->pid, w->slot, w->gen->id,
+		    (unsigned long long)(w->sv.rss_bytes >> 20), cfg->max_worker_rss_mb);
+	spawn(w->slot, M.current);
+}
+
+/* fresh is ready: the worker it replaces stops accepting and finishes what it has. */
+static void
+retire_replaced(const struct worker *fresh)
+{
+	struct worker *w;
+
+	LIST_FOREACH(w, &M.workers, link) {
+		if (w != fresh && w->slot == fresh->slot && w->replacing &&
+		    w->state != W_RETIRING) {
+			log_info("worker %ld (slot %d) retires: worker %ld took its place (%s)",
+			    (long)w->pid, w->slot, (long)fresh->pid,
+			    restart_reason_names[w->replacing - 1]);
+			stop_worker(w, IPC_SHUTDOWN_GRACEFUL);
+		}
+	}
+}
+
+/*
+ * A loop that stopped turning cannot be asked to stop. SIGABRT first, so
+ * that a core dump (where enabled) shows where it is stuck; SIGKILL after
+ * HUNG_KILL_MS for a process that ignores or cannot take it (a stopped
+ * one). Its slot gets a new worker at once: the slot's socket, and the
+ * connections queued on it, wait for that one.
+ */
+static void
+hung_worker(struct worker *w, uint64_t silent_ms)
+{
+	log_error("worker %ld (slot %d, generation %ld) is hung: its event loop has not "
+	    "answered for %llu ms (worker_timeout_ms %lld); sending SIGABRT, SIGKILL in %d ms",
+	    (long)w->pid, w->slot, w->gen->id, (unsigned long long)silent_ms,
+	    w->gen->cfg->worker_timeout_ms, HUNG_KILL_MS);
+	kill(w->pid, SIGABRT);
+	w->hung = true;
+	w->state = W_RETIRING;
+	arm_kill(w, HUNG_KILL_MS);
+	M.restarts[REASON_HUNG]++;
+	if (!M.stopping && w->gen == M.current && w->slot < M.current->cfg->workers &&
+	    !slot_covered(w->slot, w))
+		spawn(w->slot, M.current);
+}
+
+static void
+supervise(struct worker *w, uint64_t now)
+{
+	const struct config *cfg = w->gen->cfg;
+	struct supervise_limits lim = {
+		.worker_timeout_ms = (uint64_t)cfg->worker_timeout_ms,
+		.max_rss_bytes = (uint64_t)cfg->max_worker_rss_mb << 20,
+	};
+
+	w->sv.rss_bytes = proc_rss_bytes(w->pid);
+	/* Over the limit from the start: recycling it would only fork another such. */
+	if (w->state == W_READY && w->beats++ == 0 && lim.max_rss_bytes > 0 &&
+	    w->sv.rss_bytes > lim.max_rss_bytes) {
+		w->sv.rss_over_at_start = 1;
+		log_warn("worker %ld (slot %d) uses %llu MB as it starts, over max_worker_rss_mb "
+		    "(%lld): it will not be recycled for its size; raise the limit", (long)w->pid,
+		    w->slot, (unsigned long long)(w->sv.rss_bytes >> 20), cfg->max_worker_rss_mb);
+	}
+	switch (supervise_check(&lim, &w->sv, now)) {
+	case V_HUNG:
+		hung_worker(w, now - w->sv.last_beat_ms);
+		break;
+	case V_MAX_REQUESTS:
+		replace_worker(w, REASON_MAX_REQUESTS);
+		break;
+	case V_MAX_RSS:
+		replace_worker(w, REASON_MAX_RSS);
+		break;
+	case V_FINE:
+		break;
+	}
+}
+
+static void
+heartbeat_fire(evutil_socket_t fd, short what, void *arg)
+{
+	uint64_t now = now_ms();
+	struct worker *w;
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	/* spawn() inserts at the head: a worker forked here is not visited. */
+	LIST_FOREACH(w, &M.workers, link)
+		if (w->state != W_RETIRING)
+			supervise(w, now);
+}
+
+static void
+arm_heartbeat(const struct config *cfg)
+{
+	struct timeval tv = ms_tv(cfg->heartbeat_interval_ms);
+
+	if (event_add(M.heartbeat_ev, &tv) == -1)
+		fatal("cannot arm the heartbeat timer");
+}
+
+static uint64_t
+random64(void)
+{
+	return (uint64_t)arc4random() << 32 | arc4random();
 }
 
 static void
@@ -361,11 +515,20 @@ on_worker_msg(struct worker *w, const struct ipc_msg *m)
 			w->state = W_READY;
 		log_info("worker %ld ready: slot %d, generation %ld", (long)w->pid, w->slot,
 		    w->gen->id);
+		retire_replaced(w);
 		check_generation_ready();
+		/* Forked for a generation that was replaced meanwhile: it has no place. */
+		if (w->gen != M.current && M.announced && w->state != W_RETIRING)
+			stop_worker(w, IPC_SHUTDOWN_GRACEFUL);
 		break;
 	case IPC_STATS:
-		w->requests = m->u.stats.requests;
+		/* The worker's loop sent it: the heartbeat. */
+		w->sv.last_beat_ms = now_ms();
+		w->sv.requests = (uint64_t)m->u.stats.requests;
 		w->in_flight = m->u.stats.in_flight;
+		w->connections = m->u.stats.connections;
+		if (w->sv.max_requests > 0 && w->sv.requests >= w->sv.max_requests)
+			replace_worker(w, REASON_MAX_REQUESTS);
 		break;
 	default:
 		log_error("worker %ld sent an unexpected %s message: killing it",
@@ -400,6 +563,8 @@ static void
 spawn(int slot, struct generation *gen)
 {
 	int pair[2] = { -1, -1 }, fds[MAX_LISTEN_PER_SLOT];
+	uint64_t limit = supervise_request_limit((uint64_t)gen->cfg->max_requests,
+	    (uint64_t)gen->cfg->max_requests_jitter, random64());
 	struct worker_args args;
 	struct worker *w;
 	size_t nfds;
@@ -429,7 +594,7 @@ spawn(int slot, struct generation *gen)
 	if (pid == 0) {
 		args = (struct worker_args){ .cfg = gen->cfg, .slot = slot,
 		    .generation = gen->id, .ipc_fd = pair[1], .fds = fds, .nfds = nfds,
-		    .master = getppid() };
+		    .master = getppid(), .max_requests = limit };
 		worker_run(&args);
 	}
 	close(pair[1]);
@@ -438,6 +603,8 @@ spawn(int slot, struct generation *gen)
 	w->gen = gen;
 	w->ipc_fd = pair[0];
 	w->started_ms = now_ms();
+	w->sv.last_beat_ms = w->started_ms;
+	w->sv.max_requests = limit;
 	gen->live++;
 	LIST_INSERT_HEAD(&M.workers, w, link);
 	log_info("started worker %ld: slot %d, generation %ld", (long)pid, slot, gen->id);
@@ -471,14 +638,21 @@ reap(void)
 		int slot = w->slot;
 		bool current = w->gen == M.current;
 		uint64_t lived = now_ms() - w->started_ms;
-		if (expected)
+		if (w->hung)
+			log_error("hung worker %ld (slot %d, generation %ld) ended: %s", (long)pid,
+			    slot, w->gen->id, how);
+		else if (expected)
 			log_info("worker %ld (slot %d, generation %ld) exited: %s", (long)pid,
 			    slot, w->gen->id, how);
 		else
 			log_error("worker %ld (slot %d, generation %ld) died unexpectedly: %s",
 			    (long)pid, slot, w->gen->id, how);
 		worker_free(w);
-		if (!expected && current && slot < M.current->cfg->workers)
+		if (!expected)
+			M.restarts[REASON_CRASH]++;
+		/* A replacement already on its way (recycling) takes the slot. */
+		if (!expected && current && slot < M.current->cfg->workers &&
+		    !slot_covered(slot, NULL))
 			schedule_respawn(slot, lived);
 	}
 	gen_release_unused();
@@ -596,6 +770,7 @@ reload(void)
 	log_set_level(cfg->log_level);
 	M.current = g;
 	M.announced = false;
+	arm_heartbeat(cfg);
 	prepare_log_files(cfg);
 	for (int s = 0; s < cfg->workers; s++) {
 		cancel_respawn(s);
@@ -648,9 +823,12 @@ resize(int delta)
 	slot = --cfg->workers;
 	log_info("removing the worker of slot %d: %d now", slot, cfg->workers);
 	cancel_respawn(slot);
-	LIST_FOREACH(w, &M.workers, link)
-		if (w->slot == slot && w->state != W_RETIRING)
+	LIST_FOREACH(w, &M.workers, link) {
+		if (w->slot == slot && w->state != W_RETIRING) {
 			stop_worker(w, IPC_SHUTDOWN_GRACEFUL);
+			M.restarts[REASON_SCALE]++;
+		}
+	}
 	listen_close_unused(socket_used, NULL);
 	notify_status("");
 }
@@ -785,6 +963,8 @@ cleanup(void)
 		event_free(M.sig_ev);
 	if (M.watchdog_ev != NULL)
 		event_free(M.watchdog_ev);
+	if (M.heartbeat_ev != NULL)
+		event_free(M.heartbeat_ev);
 	notify_close();
 	if (M.sfd != -1)
 		close(M.sfd);
@@ -839,6 +1019,11 @@ master_run(struct config *cfg, const struct config_overrides *ov)
 	hint_migrate_req();
 	prepare_log_files(cfg);
 	setup_watchdog();
+	if ((M.heartbeat_ev = event_new(M.base, -1, EV_PERSIST, heartbeat_fire, NULL)) == NULL) {
+		log_error("cannot set up the heartbeat timer: %s", strerror(errno));
+		goto out;
+	}
+	arm_heartbeat(cfg);
 	log_info("clusterd %s starting %d worker(s), config %s", PACKAGE_VERSION,
 	    cfg->workers, cfg->path);
 	for (int s = 0; s < cfg->workers; s++)

@@ -49,8 +49,7 @@ is(count_replies($s, 2), 2, 'a half-close behind a request in service: both answ
 
 # A client that sends without reading: the worker stops reading it rather
 # than buffering its replies without bound.
-sub rss_kb { open my $f, '<', "/proc/$_[0]/status" or return 0; local $/; (<$f> =~ /VmRSS:\s+(\d+)/)[0] }
-my $rss0 = rss_kb($worker);
+my ($rss0) = Clusterd::rss_kb($worker);
 $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $c->port, Blocking => 0) or die;
 IO::Select->new($s)->can_write(5);
 my ($sent, $chunk) = (0, $get x 1000);
@@ -60,7 +59,7 @@ while ($sent < 200_000_000) {
     my $n = syswrite($s, $chunk);
     $sent += $n if $n;
 }
-my $grown = rss_kb($worker) - $rss0;
+my $grown = (Clusterd::rss_kb($worker))[0] - $rss0;
 ok($sent < 200_000_000, sprintf('the worker stopped reading a client that reads nothing (after %.1f MB)', $sent / 1e6));
 ok($grown < 20_000, "and its memory grew by $grown kB only");
 my ($st) = $c->get('/dummy');

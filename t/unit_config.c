@@ -56,6 +56,10 @@ main(void)
 		is_int(cfg->limits.read_timeout_ms, 30000, "read_timeout_ms default");
 		is_int(cfg->limits.keepalive_timeout_ms, 5000, "keepalive_timeout_ms default");
 		ok(cfg->pid_file == NULL, "no pid file by default");
+		is_int(cfg->heartbeat_interval_ms, 1000, "heartbeat_interval_ms default");
+		is_int(cfg->worker_timeout_ms, 30000, "worker_timeout_ms default");
+		is_int(cfg->max_requests, 0, "max_requests off by default");
+		is_int(cfg->max_worker_rss_mb, 0, "max_worker_rss_mb off by default");
 		is_str(cfg->routes[0].service->name, "dummy", "route service resolved");
 		config_free(cfg);
 	}
@@ -112,6 +116,12 @@ main(void)
 	bad("{" MIN ",\"limits\":{\"max_header_bytes\":10}}", "limits.max_header_bytes: 10 is out of range",
 	    "limit too small");
 	bad("{" MIN ",\"limits\":{\"colour\":1}}", "limits.colour: unknown key", "unknown limit");
+	bad("{" MIN ",\"heartbeat_interval_ms\":500,\"worker_timeout_ms\":900}",
+	    "worker_timeout_ms: 900 is less than twice heartbeat_interval_ms (500)",
+	    "a worker timeout that one late beat would trip");
+	bad("{" MIN ",\"heartbeat_interval_ms\":5}", "heartbeat_interval_ms: 5 is out of range",
+	    "a heartbeat too fast");
+	bad("{" MIN ",\"max_requests\":-1}", "max_requests: -1 is out of range", "negative max_requests");
 	bad("{" MIN ",\"limits\":[]}", "limits: expected an object", "limits not an object");
 	bad("{\"listen\":[\"127.0.0.1:1\"],\"routes\":[]}", "routes: expected a non-empty array", "no routes");
 	bad("{\"listen\":[\"127.0.0.1:1\"],\"routes\":[{\"prefix\":\"/a\",\"service\":\"nope\"}]}",

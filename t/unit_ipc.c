@@ -43,11 +43,11 @@ main(void)
 	ok(out.type == IPC_READY && out.u.ready.pid == 1234 && out.u.ready.slot == 3 &&
 	    out.u.ready.generation == 7, "ready round trip");
 
-	m = (struct ipc_msg){ .type = IPC_STATS, .u.stats = { 99, 5000000000LL, 3 } };
+	m = (struct ipc_msg){ .type = IPC_STATS, .u.stats = { 99, 5000000000LL, 3, 7 } };
 	n = ipc_encode(&m, buf, sizeof(buf));
 	ok(ipc_decode(buf, (size_t)n, &out, err, sizeof(err)) == 0 &&
-	    out.u.stats.requests == 5000000000LL && out.u.stats.in_flight == 3,
-	    "stats round trip keeps 64-bit counts");
+	    out.u.stats.requests == 5000000000LL && out.u.stats.in_flight == 3 &&
+	    out.u.stats.connections == 7, "stats round trip keeps 64-bit counts");
 
 	m = (struct ipc_msg){ .type = IPC_SHUTDOWN, .u.shutdown.mode = IPC_SHUTDOWN_FAST };
 	n = ipc_encode(&m, buf, sizeof(buf));

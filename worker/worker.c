@@ -21,8 +21,6 @@
 #include "worker/router.h"
 #include "worker/worker.h"
 
-#define STATS_INTERVAL_MS 1000
-
 /*
  * The worker's state lives in one static object: it is reachable for the
  * whole life of the process, so a fast exit that skips the frees is not a
@@ -38,6 +36,7 @@ static struct {
 	struct event *sig_ev[6];
 	int shutting_down;
 	int draining;                /* the HTTP server and the router, until done */
+	int limit_told;              /* the master knows max_requests was reached */
 	int fast;
 } W;
 
@@ -186,7 +185,23 @@ send_stats(evutil_socket_t fd, short what, void *arg)
 	m.u.stats.pid = W.info.pid;
 	m.u.stats.requests = (int64_t)http_server_requests(W.http);
 	m.u.stats.in_flight = (int64_t)http_server_in_flight(W.http);
+	m.u.stats.connections = (int64_t)http_server_connections(W.http);
 	ipc_send(W.args->ipc_fd, &m);
+}
+
+/*
+ * max_requests reached: the master hears it now, not at the next heartbeat,
+ * and starts the replacement; this worker serves on until that one is ready.
+ */
+static void
+count_request(const struct http_req *req, void *arg)
+{
+	(void)req;
+	(void)arg;
+	if (!W.limit_told && http_server_requests(W.http) >= W.args->max_requests) {
+		W.limit_told = 1;
+		send_stats(-1, 0, NULL);
+	}
 }
 
 static void
@@ -235,7 +250,7 @@ setup_loop(const struct worker_args *a)
 {
 	static const int sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGUSR1 };
 	struct event_config *ec = event_config_new();
-	struct timeval stats_tv = ms_tv(STATS_INTERVAL_MS);
+	struct timeval stats_tv = ms_tv(a->cfg->heartbeat_interval_ms);
 	struct http_limits lim;
 
 	/* The changelist folds the epoll_ctl calls of one loop iteration into one. */
@@ -256,6 +271,8 @@ setup_loop(const struct worker_args *a)
 	    (W.http = http_server_new(W.base, &lim, router_handle, W.router)) == NULL ||
 	    (accesslog_enabled() &&
 		http_server_on_complete(W.http, accesslog_request, NULL) == -1) ||
+	    (a->max_requests > 0 &&
+		http_server_on_complete(W.http, count_request, NULL) == -1) ||
 	    http_server_listen(W.http, a->fds, a->nfds) == -1)
 		return -1;
 	W.ipc_ev = event_new(W.base, a->ipc_fd, EV_READ | EV_PERSIST, on_ipc, NULL);

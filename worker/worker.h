@@ -6,6 +6,7 @@
 #define CLUSTERD_WORKER_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "conf/config.h"
@@ -18,6 +19,7 @@ struct worker_args {
 	const int *fds;              /* this slot's listening sockets */
 	size_t nfds;
 	pid_t master;
+	uint64_t max_requests;       /* its own limit, jitter included; 0: none */
 };
 
 /* Runs in the child after fork(); never returns. */

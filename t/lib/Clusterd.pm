@@ -13,7 +13,7 @@ use POSIX qw(:sys_wait_h);
 use Time::HiRes qw(time sleep);
 use Test::More ();
 
-our @EXPORT_OK = qw(poll_until http_get json_decode);
+our @EXPORT_OK = qw(poll_until http_get json_decode rss_kb);
 
 my $BIN = $ENV{CLUSTERD} or die "CLUSTERD is not set (run under make check)\n";
 my $json = JSON::PP->new->canonical;
@@ -159,6 +159,15 @@ sub worker_conns {
         }
     }
     return \%by;
+}
+
+# Resident and peak resident set of a process, in kB.
+sub rss_kb {
+    my ($pid) = @_;
+    open my $fh, '<', "/proc/$pid/status" or return (0, 0);
+    my %v;
+    while (<$fh>) { $v{$1} = $2 if /^(VmRSS|VmHWM):\s+(\d+)/ }
+    return ($v{VmRSS} // 0, $v{VmHWM} // 0);
 }
 
 sub alive { my $pid = shift; return kill(0, $pid) && !is_zombie($pid) }

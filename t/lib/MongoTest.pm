@@ -34,14 +34,7 @@ sub uri_escape {
     return $s;
 }
 
-# Resident and peak resident set of a process, in kB.
-sub rss_kb {
-    my ($pid) = @_;
-    open my $fh, '<', "/proc/$pid/status" or return (0, 0);
-    my %v;
-    while (<$fh>) { $v{$1} = $2 if /^(VmRSS|VmHWM):\s+(\d+)/ }
-    return ($v{VmRSS} // 0, $v{VmHWM} // 0);
-}
+*rss_kb = \&Clusterd::rss_kb;
 
 sub check_deps {
     system('node --version >/dev/null 2>&1') == 0
