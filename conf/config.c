@@ -14,7 +14,7 @@ const char *const config_top_keys[] = {
 	"listen", "workers", "pid_file", "error_log", "log_level",
 	"shutdown_timeout_ms", "worker_rlimit_nofile", "user", "group", "access_log",
 	"access_log_format", "limits", "routes", "heartbeat_interval_ms", "worker_timeout_ms",
-	"max_requests", "max_requests_jitter", "max_worker_rss_mb", NULL
+	"max_requests", "max_requests_jitter", "max_worker_rss_mb", "drain_delay_ms", NULL
 };
 const char *const config_limits_keys[] = {
 	"max_header_bytes", "max_body_bytes", "read_timeout_ms",
@@ -391,7 +391,7 @@ out:
 	return rc;
 }
 
-/* How the master watches its workers: heartbeats, hangs, recycling. */
+/* How the master watches its workers (heartbeats, hangs, recycling) and stops them. */
 static int
 parse_supervision(struct config *cfg, json_object *root, char *err, size_t errlen)
 {
@@ -404,7 +404,9 @@ parse_supervision(struct config *cfg, json_object *root, char *err, size_t errle
 	    conf_get_int(root, "", "max_requests_jitter", 0, 1000000000000LL, 0,
 		&cfg->max_requests_jitter, err, errlen) == -1 ||
 	    conf_get_int(root, "", "max_worker_rss_mb", 0, 1 << 20, 0,
-		&cfg->max_worker_rss_mb, err, errlen) == -1)
+		&cfg->max_worker_rss_mb, err, errlen) == -1 ||
+	    conf_get_int(root, "", "drain_delay_ms", 0, 3600000, 0,
+		&cfg->drain_delay_ms, err, errlen) == -1)
 		return -1;
 	/* A worker must be able to miss a beat without being taken for hung. */
 	if (cfg->worker_timeout_ms > 0 && cfg->worker_timeout_ms < 2 * cfg->heartbeat_interval_ms) {

@@ -58,6 +58,7 @@ struct config {
 	long long max_requests;          /* recycle a worker after so many (0: never) */
 	long long max_requests_jitter;   /* plus a random 0..jitter per worker */
 	long long max_worker_rss_mb;     /* recycle a worker over this RSS (0: never) */
+	long long drain_delay_ms;        /* SIGQUIT: health fails this long before the stop */
 	char *user;                  /* NULL: workers keep the master's identity */
 	char *group;                 /* NULL: the user's primary group */
 	uid_t uid;                   /* of user, looked up once here; -1 without one */

@@ -65,6 +65,12 @@ int http_server_on_complete(struct http_server *srv, http_complete_cb cb, void *
  */
 int http_drain(struct http_server *srv, void (*done)(void *), void *arg);
 
+/*
+ * From now on every reply carries "Connection: close", while the server
+ * still accepts: the start of a drain that a load balancer must notice.
+ */
+void http_server_close_keepalive(struct http_server *srv);
+
 /* Figures of the server's life. */
 uint64_t http_server_requests(const struct http_server *srv);   /* completed */
 size_t http_server_in_flight(const struct http_server *srv);    /* held by services */

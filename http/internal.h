@@ -117,6 +117,7 @@ struct http_server {
 	const struct timeval *grace_tv;      /* keep-alive while draining */
 	long long grace_ms;                  /* the same, for lingering connections */
 	int draining;
+	int no_keepalive;                    /* http_server_close_keepalive() */
 	void (*drain_done)(void *);
 	void *drain_arg;
 	struct event *drain_ev;

@@ -132,7 +132,7 @@ write_head(struct conn *c, struct http_req *r, int status, long long length)
 	else {
 		if ((length < 0 && r->http10) || r->upgrade)
 			c->close_after = 1;  /* HTTP/1.0: the end of the body is the close */
-		if (c->close_after || c->srv->draining || !r->keep_alive ||
+		if (c->close_after || c->srv->draining || c->srv->no_keepalive || !r->keep_alive ||
 		    c->srv->lim.keepalive_timeout_ms == 0) {
 			c->close_after = 1;
 			conn_hdr = "Connection: close\r\n";

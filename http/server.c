@@ -165,6 +165,12 @@ http_drain(struct http_server *srv, void (*done)(void *), void *arg)
 	return 0;
 }
 
+void
+http_server_close_keepalive(struct http_server *srv)
+{
+	srv->no_keepalive = 1;
+}
+
 int
 http_server_on_complete(struct http_server *srv, http_complete_cb cb, void *arg)
 {

@@ -48,6 +48,7 @@ static const struct kind {
 	    COUNT("in_flight", u.stats.in_flight), COUNT("connections", u.stats.connections) } },
 	{ IPC_SHUTDOWN, "shutdown", { ENUM("mode", u.shutdown.mode, shutdown_modes) } },
 	{ IPC_REOPEN, "reopen", { { NULL, F_COUNT, 0, NULL } } },
+	{ IPC_DRAIN, "drain", { { NULL, F_COUNT, 0, NULL } } },
 };
 
 /* F_ENUM members are enums, read and written as int. */

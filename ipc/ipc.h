@@ -11,6 +11,8 @@
  *                     every heartbeat_interval_ms, from the worker's loop: its heartbeat
  *   master -> worker  {"type":"shutdown","mode":"graceful"|"fast"}
  *   master -> worker  {"type":"reopen"}
+ *   master -> worker  {"type":"drain"}   a graceful stop begins: fail health checks,
+ *                                        close keep-alive connections, keep serving
  */
 #ifndef CLUSTERD_IPC_H
 #define CLUSTERD_IPC_H
@@ -26,6 +28,7 @@ enum ipc_type {
 	IPC_STATS,
 	IPC_SHUTDOWN,
 	IPC_REOPEN,
+	IPC_DRAIN,
 };
 
 enum ipc_shutdown_mode { IPC_SHUTDOWN_GRACEFUL, IPC_SHUTDOWN_FAST };

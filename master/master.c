@@ -88,6 +88,8 @@ static struct {
 	struct event *sig_ev;
 	struct event *watchdog_ev;
 	struct event *heartbeat_ev;  /* the supervision tick, every heartbeat_interval_ms */
+	struct event *drain_delay_ev;    /* SIGQUIT with drain_delay_ms: then the stop */
+	bool lame_duck;              /* in that delay: health fails, all else serves */
 	uint64_t restarts[REASON_COUNT];
 	/* flags set by signals, acted on by master_cycle() */
 	int sig_terminate, sig_quit, sig_reconfigure, sig_reopen, sig_child;
@@ -500,6 +502,16 @@ random64(void)
 }
 
 static void
+send_drain(struct worker *w)
+{
+	struct ipc_msg m = { .type = IPC_DRAIN };
+
+	if (ipc_send(w->ipc_fd, &m) == -1)
+		log_warn("worker %ld: cannot tell it a drain begins: %s", (long)w->pid,
+		    strerror(errno));
+}
+
+static void
 on_worker_msg(struct worker *w, const struct ipc_msg *m)
 {
 	switch (m->type) {
@@ -516,6 +528,8 @@ on_worker_msg(struct worker *w, const struct ipc_msg *m)
 		log_info("worker %ld ready: slot %d, generation %ld", (long)w->pid, w->slot,
 		    w->gen->id);
 		retire_replaced(w);
+		if (M.lame_duck)         /* started during drain_delay_ms: it fails health too */
+			send_drain(w);
 		check_generation_ready();
 		/* Forked for a generation that was replaced meanwhile: it has no place. */
 		if (w->gen != M.current && M.announced && w->state != W_RETIRING)
@@ -834,6 +848,44 @@ resize(int delta)
 }
 
 static void
+drain_delay_fire(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (M.stopping)
+		return;
+	log_info("graceful shutdown: the drain delay is over");
+	stop_all(IPC_SHUTDOWN_GRACEFUL);
+}
+
+/*
+ * SIGQUIT with drain_delay_ms: first the cluster tells load balancers it is
+ * going (health checks fail, keep-alive connections close after their next
+ * reply) while it still serves everything; only then does it stop accepting.
+ */
+static void
+begin_drain_delay(void)
+{
+	long long ms = M.current->cfg->drain_delay_ms;
+	struct timeval tv = ms_tv(ms);
+	struct worker *w;
+
+	M.lame_duck = true;
+	notify_send("STOPPING=1");
+	log_info("graceful shutdown in %lld ms (drain_delay_ms): health checks fail and "
+	    "keep-alive connections close meanwhile; every request is still served", ms);
+	LIST_FOREACH(w, &M.workers, link)
+		if (w->state != W_RETIRING)
+			send_drain(w);
+	if ((M.drain_delay_ev = evtimer_new(M.base, drain_delay_fire, NULL)) == NULL ||
+	    evtimer_add(M.drain_delay_ev, &tv) == -1) {
+		log_error("cannot arm the drain delay: stopping now");
+		stop_all(IPC_SHUTDOWN_GRACEFUL);
+	}
+}
+
+static void
 master_cycle(void)
 {
 	/*
@@ -849,7 +901,9 @@ master_cycle(void)
 	}
 	if (M.sig_quit) {
 		M.sig_quit = 0;
-		if (!M.stopping) {
+		if (!M.stopping && !M.lame_duck && M.current->cfg->drain_delay_ms > 0)
+			begin_drain_delay();
+		else if (!M.stopping && !M.lame_duck) {
 			log_info("graceful shutdown");
 			stop_all(IPC_SHUTDOWN_GRACEFUL);
 		}
@@ -860,13 +914,15 @@ master_cycle(void)
 	}
 	if (M.stopping)
 		return;      /* a stopping master starts nothing new */
-	if (M.sig_reconfigure) {
-		M.sig_reconfigure = 0;
-		reload();
-	}
 	if (M.sig_reopen) {
 		M.sig_reopen = 0;
 		reopen();
+	}
+	if (M.lame_duck)
+		return;      /* nor one about to stop: no new generation, no new slot */
+	if (M.sig_reconfigure) {
+		M.sig_reconfigure = 0;
+		reload();
 	}
 	for (; M.sig_more > 0; M.sig_more--)
 		resize(1);
@@ -965,6 +1021,8 @@ cleanup(void)
 		event_free(M.watchdog_ev);
 	if (M.heartbeat_ev != NULL)
 		event_free(M.heartbeat_ev);
+	if (M.drain_delay_ev != NULL)
+		event_free(M.drain_delay_ev);
 	notify_close();
 	if (M.sfd != -1)
 		close(M.sfd);

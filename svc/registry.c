@@ -13,6 +13,7 @@
 /* The registry: one line per service, X(name) for its name##_service. */
 #define SERVICES(X) \
 	X(dummy) \
+	X(health) \
 	X(readmongo)
 
 #define DECLARE(name) extern const struct service name##_service;

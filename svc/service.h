@@ -14,6 +14,7 @@
 #ifndef CLUSTERD_SERVICE_H
 #define CLUSTERD_SERVICE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -31,6 +32,7 @@ struct worker_info {
 	pid_t pid;
 	int slot;
 	long generation;
+	bool draining;               /* a graceful stop has begun (drain_delay_ms, then the drain) */
 };
 
 /*

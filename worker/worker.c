@@ -151,6 +151,14 @@ drained(void *arg)
 		event_base_loopexit(W.base, NULL);
 }
 
+/* A graceful stop is coming: health checks fail, keep-alive ends, all else serves. */
+static void
+lame_duck(void)
+{
+	W.info.draining = true;
+	http_server_close_keepalive(W.http);
+}
+
 static void
 shutdown_worker(int fast)
 {
@@ -162,6 +170,7 @@ shutdown_worker(int fast)
 	if (W.shutting_down)
 		return;
 	W.shutting_down = 1;
+	W.info.draining = true;
 	log_info("graceful shutdown: %zu request(s) in flight",
 	    http_server_in_flight(W.http));
 	http_server_stop_accepting(W.http);
@@ -227,6 +236,8 @@ on_ipc(evutil_socket_t fd, short what, void *arg)
 			shutdown_worker(m.u.shutdown.mode == IPC_SHUTDOWN_FAST);
 		else if (m.type == IPC_REOPEN)
 			reopen_logs();
+		else if (m.type == IPC_DRAIN)
+			lame_duck();
 		else
 			log_warn("unexpected %s message from the master", ipc_type_name(m.type));
 	}
