@@ -143,6 +143,16 @@ log_msg(enum log_level level, const char *fmt, ...)
 }
 
 void
+log_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_line(LL_ERROR, 1, fmt, ap);
+	va_end(ap);
+}
+
+void
 fatal(const char *fmt, ...)
 {
 	va_list ap;

@@ -31,6 +31,13 @@ void log_msg(enum log_level level, const char *fmt, ...)
 #define log_debug(...) log_msg(LL_DEBUG, __VA_ARGS__)
 
 /*
+ * An error that ends the process (a master that cannot start): logged, and
+ * written to stderr too when the log is a file, where the one who started
+ * it looks.
+ */
+void log_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
  * For setup errors that leave nothing sensible to do (an allocation of
  * the process's own fixed state, an event base): logs the reason as an
  * error, to stderr too when the log is a file, and exits 1.

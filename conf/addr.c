@@ -60,6 +60,8 @@ addr_parse(const char *text, struct listen_addr *out, char *err, size_t errlen)
 	out->sslen = res->ai_addrlen;
 	freeaddrinfo(res);
 	snprintf(out->text, sizeof(out->text), "%s", text);
+	/* ":80", "0.0.0.0:80" and "0:80" all bind the same: one key. */
+	addr_format((struct sockaddr *)&out->ss, out->key, sizeof(out->key));
 	return 0;
 }
 

@@ -11,6 +11,7 @@
 
 struct listen_addr {
 	char text[128];                  /* as written in the config */
+	char key[64];                    /* what it binds, "0.0.0.0:80": equal keys, same socket */
 	struct sockaddr_storage ss;
 	socklen_t sslen;
 };

@@ -167,12 +167,6 @@ add_listen(struct config *cfg, const char *text, const char *path, char *err, si
 	struct listen_addr *a;
 	char why[256];
 
-	for (size_t i = 0; i < cfg->nlisten; i++) {
-		if (strcmp(cfg->listen[i].text, text) == 0) {
-			snprintf(err, errlen, "%s: duplicate address \"%s\"", path, text);
-			return -1;
-		}
-	}
 	if (cfg->nlisten == CONFIG_MAX_LISTEN) {
 		snprintf(err, errlen, "%s: at most %d addresses", path, CONFIG_MAX_LISTEN);
 		return -1;
@@ -186,6 +180,14 @@ add_listen(struct config *cfg, const char *text, const char *path, char *err, si
 	if (addr_parse(text, &cfg->listen[cfg->nlisten], why, sizeof(why)) == -1) {
 		snprintf(err, errlen, "%s: %s", path, why);
 		return -1;
+	}
+	/* Compared by what they bind, not as written. */
+	for (size_t i = 0; i < cfg->nlisten; i++) {
+		if (strcmp(cfg->listen[i].key, cfg->listen[cfg->nlisten].key) == 0) {
+			snprintf(err, errlen, "%s: duplicate address \"%s\" (%s, as \"%s\" before it)",
+			    path, text, cfg->listen[i].key, cfg->listen[i].text);
+			return -1;
+		}
 	}
 	cfg->nlisten++;
 	return 0;

@@ -16,7 +16,8 @@
 #define BACKLOG 4096            /* the kernel caps it at net.core.somaxconn */
 
 struct lsock {
-	char addr[128];              /* as written in the config */
+	char addr[64];               /* what it binds: listen_addr's key */
+	char bound_key[64];          /* what it got: the same, with port 0 resolved */
 	int slot;
 	int fd;
 	struct sockaddr_storage bound;
@@ -26,11 +27,18 @@ struct lsock {
 static struct lsock *socks;
 static size_t nsocks;
 
+/* "127.0.0.1:0" in one config and the port it got in the next are one address. */
+static bool
+is_addr(const struct lsock *ls, const char *addr)
+{
+	return strcmp(ls->addr, addr) == 0 || strcmp(ls->bound_key, addr) == 0;
+}
+
 static struct lsock *
 find(const char *addr, int slot)
 {
 	for (size_t i = 0; i < nsocks; i++)
-		if (socks[i].slot == slot && strcmp(socks[i].addr, addr) == 0)
+		if (socks[i].slot == slot && is_addr(&socks[i], addr))
 			return &socks[i];
 	return NULL;
 }
@@ -40,7 +48,7 @@ static struct lsock *
 find_addr(const char *addr)
 {
 	for (size_t i = 0; i < nsocks; i++)
-		if (strcmp(socks[i].addr, addr) == 0)
+		if (is_addr(&socks[i], addr))
 			return &socks[i];
 	return NULL;
 }
@@ -50,7 +58,7 @@ bind_one(const struct listen_addr *la, int slot, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss = la->ss;
 	socklen_t sslen = la->sslen;
-	struct lsock *first = find_addr(la->text), *grown;
+	struct lsock *first = find_addr(la->key), *grown;
 	int fd, on = 1;
 
 	if (first != NULL) {            /* same port as the other slots (port 0) */
@@ -79,13 +87,49 @@ bind_one(const struct listen_addr *la, int slot, char *err, size_t errlen)
 	}
 	socks = grown;
 	memset(&socks[nsocks], 0, sizeof(socks[nsocks]));
-	snprintf(socks[nsocks].addr, sizeof(socks[nsocks].addr), "%s", la->text);
+	snprintf(socks[nsocks].addr, sizeof(socks[nsocks].addr), "%s", la->key);
 	socks[nsocks].slot = slot;
 	socks[nsocks].fd = fd;
 	socks[nsocks].boundlen = sizeof(socks[nsocks].bound);
 	getsockname(fd, (struct sockaddr *)&socks[nsocks].bound, &socks[nsocks].boundlen);
+	addr_format((struct sockaddr *)&socks[nsocks].bound, socks[nsocks].bound_key,
+	    sizeof(socks[nsocks].bound_key));
 	nsocks++;
 	return 0;
+}
+
+/*
+ * SO_REUSEPORT lets any process of the same user bind the address too and
+ * take a share of its connections without a word. So before the first
+ * socket of an address, a probe binds it without SO_REUSEPORT: that fails
+ * while anyone else listens there. (Port 0 is a fresh port by definition.)
+ */
+static int
+probe_free(const struct listen_addr *la, char *err, size_t errlen)
+{
+	int fd, on = 1, rc = 0;
+
+	if ((la->ss.ss_family == AF_INET && ((const struct sockaddr_in *)&la->ss)->sin_port == 0) ||
+	    (la->ss.ss_family == AF_INET6 &&
+	    ((const struct sockaddr_in6 *)&la->ss)->sin6_port == 0))
+		return 0;
+	if ((fd = socket(la->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1 ||
+	    (la->ss.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) == -1)) {
+		snprintf(err, errlen, "listen %s: %s", la->text, strerror(errno));
+		rc = -1;
+	} else if (bind(fd, (const struct sockaddr *)&la->ss, la->sslen) == -1) {
+		if (errno == EADDRINUSE)
+			snprintf(err, errlen, "listen %s: another process already listens on %s "
+			    "(another clusterd?): refusing to share it", la->text, la->key);
+		else
+			snprintf(err, errlen, "listen %s: %s", la->text, strerror(errno));
+		rc = -1;
+	}
+	if (fd != -1)
+		close(fd);
+	return rc;
 }
 
 int
@@ -94,16 +138,18 @@ listen_ensure(const struct config *cfg, char *err, size_t errlen)
 	size_t before = nsocks;
 
 	for (size_t a = 0; a < cfg->nlisten; a++) {
-		int fresh = find_addr(cfg->listen[a].text) == NULL;
+		int fresh = find_addr(cfg->listen[a].key) == NULL;
+		if (fresh && probe_free(&cfg->listen[a], err, errlen) == -1)
+			goto undo;
 		for (int s = 0; s < cfg->workers; s++) {
-			if (find(cfg->listen[a].text, s) != NULL)
+			if (find(cfg->listen[a].key, s) != NULL)
 				continue;
 			if (bind_one(&cfg->listen[a], s, err, errlen) == -1)
 				goto undo;
 		}
 		if (fresh) {
 			char name[160];
-			listen_bound_name(cfg->listen[a].text, name, sizeof(name));
+			listen_bound_name(cfg->listen[a].key, name, sizeof(name));
 			log_info("listening on %s (%s), %d socket(s)", name,
 			    cfg->listen[a].text, cfg->workers);
 		}
@@ -121,7 +167,7 @@ listen_slot_fds(const struct config *cfg, int slot, int *fds, size_t max)
 	size_t n = 0;
 
 	for (size_t a = 0; a < cfg->nlisten && n < max; a++) {
-		struct lsock *ls = find(cfg->listen[a].text, slot);
+		struct lsock *ls = find(cfg->listen[a].key, slot);
 		if (ls != NULL)
 			fds[n++] = ls->fd;
 	}
@@ -134,7 +180,8 @@ listen_close_unused(bool (*used)(const char *addr, int slot, void *arg), void *a
 	size_t i = 0;
 
 	while (i < nsocks) {
-		if (used(socks[i].addr, socks[i].slot, arg)) {
+		if (used(socks[i].addr, socks[i].slot, arg) ||
+		    used(socks[i].bound_key, socks[i].slot, arg)) {
 			i++;
 			continue;
 		}

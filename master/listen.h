@@ -18,7 +18,8 @@ int listen_ensure(const struct config *cfg, char *err, size_t errlen);
 size_t listen_slot_fds(const struct config *cfg, int slot, int *fds, size_t max);
 /*
  * Closes every socket for which used(addr, slot, arg) is false.
- * addr is the address as written in the config.
+ * addr is the address's key (what it binds, as in struct listen_addr), or
+ * what it got bound to (port 0 resolved): a socket is used if either is.
  */
 void listen_close_unused(bool (*used)(const char *addr, int slot, void *arg), void *arg);
 void listen_close_all(void);

@@ -161,7 +161,7 @@ static bool
 cfg_has_addr(const struct config *cfg, const char *addr)
 {
 	for (size_t i = 0; i < cfg->nlisten; i++)
-		if (strcmp(cfg->listen[i].text, addr) == 0)
+		if (strcmp(cfg->listen[i].key, addr) == 0)
 			return true;
 	return false;
 }
@@ -1051,7 +1051,9 @@ master_run(struct config *cfg, const struct config_overrides *ov)
 		config_free(cfg);
 		return 1;
 	}
+	/* From here on, a reason not to start goes to stderr too (log_fail). */
 	if ((M.current = gen_new(cfg)) == NULL) {
+		log_fail("cannot start: out of memory");
 		config_free(cfg);
 		goto out;
 	}
@@ -1060,25 +1062,27 @@ master_run(struct config *cfg, const struct config_overrides *ov)
 	if (cfg->user != NULL && geteuid() != 0)
 		log_warn("user %s: ignored, clusterd is not running as root", cfg->user);
 	if (cfg->pid_file != NULL && pidfile_create(cfg->pid_file, err, sizeof(err)) == -1) {
-		log_error("%s", err);
+		log_fail("cannot start: %s", err);
 		goto out;
 	}
 	raise_nofile();
 	if ((M.base = event_base_new()) == NULL || setup_signals() == -1) {
-		log_error("cannot set up the event loop: %s", strerror(errno));
+		log_fail("cannot start: cannot set up the event loop: %s", strerror(errno));
 		goto out;
 	}
 	if (listen_ensure(cfg, err, sizeof(err)) == -1) {
-		log_error("%s", err);
+		log_fail("cannot start: %s", err);
 		goto out;
 	}
-	if (slots_grow(cfg->workers) == -1)
+	if (slots_grow(cfg->workers) == -1) {
+		log_fail("cannot start: out of memory");
 		goto out;
+	}
 	hint_migrate_req();
 	prepare_log_files(cfg);
 	setup_watchdog();
 	if ((M.heartbeat_ev = event_new(M.base, -1, EV_PERSIST, heartbeat_fire, NULL)) == NULL) {
-		log_error("cannot set up the heartbeat timer: %s", strerror(errno));
+		log_fail("cannot start: cannot set up the heartbeat timer: %s", strerror(errno));
 		goto out;
 	}
 	arm_heartbeat(cfg);

@@ -27,7 +27,7 @@ notify_init(void)
 		return 0;
 	n = strlen(path);
 	if ((path[0] != '/' && path[0] != '@') || n >= sizeof(notify_addr.sun_path)) {
-		log_error("NOTIFY_SOCKET \"%s\" is not an AF_UNIX socket path", path);
+		log_fail("cannot start: NOTIFY_SOCKET \"%s\" is not an AF_UNIX socket path", path);
 		return -1;
 	}
 	memset(&notify_addr, 0, sizeof(notify_addr));
@@ -37,7 +37,7 @@ notify_init(void)
 		notify_addr.sun_path[0] = '\0';     /* abstract namespace */
 	notify_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
 	if ((notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1) {
-		log_error("NOTIFY_SOCKET: socket: %s", strerror(errno));
+		log_fail("cannot start: NOTIFY_SOCKET: socket: %s", strerror(errno));
 		return -1;
 	}
 	return 0;

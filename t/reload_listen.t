@@ -49,7 +49,8 @@ $from = $c->log_size;
 $c->write_config({ listen => ["127.0.0.1:$port2", '127.0.0.1:' . $busy->sockport] });
 $c->signal('HUP');
 like($c->wait_log(qr/reload failed, keeping the current configuration: (.*)/, 10, $from),
-    qr/listen 127\.0\.0\.1:\d+: Address already in use/, 'a bind failure fails the reload');
+    qr/listen 127\.0\.0\.1:\d+: another process already listens on 127\.0\.0\.1:\d+/,
+    'an address in use elsewhere fails the reload');
 ($st) = Clusterd::http_get($port2, '/dummy');
 is($st, 200, 'and the old config serves on');
 

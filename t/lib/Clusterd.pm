@@ -161,6 +161,9 @@ sub worker_conns {
     return \%by;
 }
 
+# A file's whole text ('' when it cannot be read).
+sub slurp { my ($f) = @_; open my $fh, '<', $f or return ''; local $/; my $t = <$fh>; return $t // '' }
+
 # Resident and peak resident set of a process, in kB.
 sub rss_kb {
     my ($pid) = @_;
