@@ -32,6 +32,7 @@
 #include "common/log.h"
 #include "common/time.h"
 #include "ipc/ipc.h"
+#include "master/control.h"
 #include "master/listen.h"
 #include "master/master.h"
 #include "master/notify.h"
@@ -90,6 +91,13 @@ static struct {
 	struct event *heartbeat_ev;  /* the supervision tick, every heartbeat_interval_ms */
 	struct event *drain_delay_ev;    /* SIGQUIT with drain_delay_ms: then the stop */
 	bool lame_duck;              /* in that delay: health fails, all else serves */
+	uint64_t started_ms;
+	uint64_t reloads_ok, reloads_failed;
+	struct {                     /* the last reload, for -s status */
+		const char *result;      /* "none", "ok", "failed" */
+		time_t at;
+		char error[512];
+	} last_reload;
 	uint64_t restarts[REASON_COUNT];
 	/* flags set by signals, acted on by master_cycle() */
 	int sig_terminate, sig_quit, sig_reconfigure, sig_reopen, sig_child;
@@ -351,6 +359,12 @@ check_generation_ready(void)
 	}
 	M.announced = true;
 	M.restarts[REASON_RELOAD] += (uint64_t)retired;
+	if (g->id > 1) {             /* a reload, not the start */
+		M.reloads_ok++;
+		M.last_reload.result = "ok";
+		M.last_reload.at = time(NULL);
+		M.last_reload.error[0] = '\0';
+	}
 	log_info("ready: generation %ld, %d worker(s)%s", g->id, ready,
 	    retired ? ", retiring the previous generation" : "");
 	notify_status("READY=1");
@@ -755,6 +769,17 @@ setup_watchdog(void)
 }
 
 static void
+reload_failed(const char *err)
+{
+	log_error("reload failed, keeping the current configuration: %s", err);
+	notify_send("READY=1\nSTATUS=reload failed: %.400s", err);
+	M.reloads_failed++;
+	M.last_reload.result = "failed";
+	M.last_reload.at = time(NULL);
+	snprintf(M.last_reload.error, sizeof(M.last_reload.error), "%s", err);
+}
+
+static void
 reload(void)
 {
 	char err[1024];
@@ -764,15 +789,13 @@ reload(void)
 	log_info("reloading %s", M.current->cfg->path);
 	notify_send("RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)now_ms() * 1000);
 	if ((cfg = master_load_config(M.current->cfg->path, M.ov, err, sizeof(err))) == NULL) {
-		log_error("reload failed, keeping the current configuration: %s", err);
-		notify_send("READY=1\nSTATUS=reload failed: %.400s", err);
+		reload_failed(err);
 		return;
 	}
 	snprintf(err, sizeof(err), "out of memory");
 	if (listen_ensure(cfg, err, sizeof(err)) == -1 || slots_grow(cfg->workers) == -1 ||
 	    (g = gen_new(cfg)) == NULL) {
-		log_error("reload failed, keeping the current configuration: %s", err);
-		notify_send("READY=1\nSTATUS=reload failed: %.400s", err);
+		reload_failed(err);
 		config_free(cfg);
 		listen_close_unused(socket_used, NULL);
 		return;
@@ -1024,6 +1047,7 @@ cleanup(void)
 	if (M.drain_delay_ev != NULL)
 		event_free(M.drain_delay_ev);
 	notify_close();
+	control_close();
 	if (M.sfd != -1)
 		close(M.sfd);
 	listen_close_all();
@@ -1033,6 +1057,86 @@ cleanup(void)
 	log_close();
 }
 
+static const char *const state_names[] = { "starting", "ready", "retiring" };
+
+static json_object *
+add_int(json_object *o, const char *key, int64_t v)
+{
+	json_object_object_add(o, key, json_object_new_int64(v));
+	return o;
+}
+
+static int
+by_slot(const void *a, const void *b)
+{
+	json_object *const *x = a, *const *y = b, *v;
+	int64_t sx, sy, gx, gy;
+
+	json_object_object_get_ex(*x, "slot", &v);
+	sx = json_object_get_int64(v);
+	json_object_object_get_ex(*y, "slot", &v);
+	sy = json_object_get_int64(v);
+	json_object_object_get_ex(*x, "generation", &v);
+	gx = json_object_get_int64(v);
+	json_object_object_get_ex(*y, "generation", &v);
+	gy = json_object_get_int64(v);
+	return sx != sy ? (sx < sy ? -1 : 1) : gx < gy ? -1 : gx > gy;
+}
+
+/* The document `clusterd -s status` prints. */
+static json_object *
+status_json(void)
+{
+	json_object *doc = json_object_new_object(), *m = json_object_new_object();
+	json_object *list = json_object_new_array(), *lr = json_object_new_object();
+	uint64_t now = now_ms();
+	struct worker *w;
+	char when[32];
+
+	if (doc == NULL || m == NULL || list == NULL || lr == NULL) {
+		json_object_put(doc);
+		json_object_put(m);
+		json_object_put(list);
+		json_object_put(lr);
+		return NULL;
+	}
+	add_int(m, "pid", getpid());
+	add_int(m, "generation", M.current->id);
+	add_int(m, "workers", M.current->cfg->workers);
+	add_int(m, "uptime_s", (int64_t)((now - M.started_ms) / 1000));
+	json_object_object_add(m, "state", json_object_new_string(M.stopping ? "stopping" :
+	    M.lame_duck ? "draining" : "running"));
+	json_object_object_add(lr, "result", json_object_new_string(M.last_reload.result));
+	if (M.last_reload.at != 0) {
+		struct tm tm;
+		gmtime_r(&M.last_reload.at, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		json_object_object_add(lr, "at", json_object_new_string(when));
+	}
+	if (M.last_reload.error[0] != '\0')
+		json_object_object_add(lr, "error", json_object_new_string(M.last_reload.error));
+	json_object_object_add(m, "last_reload", lr);
+	json_object_object_add(doc, "master", m);
+	LIST_FOREACH(w, &M.workers, link) {
+		json_object *o = json_object_new_object();
+		if (o == NULL)
+			continue;
+		add_int(o, "slot", w->slot);
+		add_int(o, "pid", w->pid);
+		add_int(o, "generation", w->gen->id);
+		json_object_object_add(o, "state", json_object_new_string(state_names[w->state]));
+		add_int(o, "uptime_s", (int64_t)((now - w->started_ms) / 1000));
+		add_int(o, "requests", (int64_t)w->sv.requests);
+		add_int(o, "in_flight", w->in_flight);
+		add_int(o, "connections", w->connections);
+		add_int(o, "rss_bytes", (int64_t)proc_rss_bytes(w->pid));
+		json_object_array_add(list, o);
+	}
+	json_object_array_sort(list, by_slot);
+	json_object_object_add(doc, "workers", list);
+	return doc;
+}
+
 int
 master_run(struct config *cfg, const struct config_overrides *ov)
 {
@@ -1040,6 +1144,8 @@ master_run(struct config *cfg, const struct config_overrides *ov)
 
 	M.ov = ov;
 	M.sfd = -1;
+	M.started_ms = now_ms();
+	M.last_reload.result = "none";
 	M.exit_status = 1;
 	LIST_INIT(&M.gens);
 	LIST_INIT(&M.workers);
@@ -1076,6 +1182,10 @@ master_run(struct config *cfg, const struct config_overrides *ov)
 	}
 	if (slots_grow(cfg->workers) == -1) {
 		log_fail("cannot start: out of memory");
+		goto out;
+	}
+	if (control_open(M.base, status_json) == -1) {
+		log_fail("cannot start: the status socket: %s", strerror(errno));
 		goto out;
 	}
 	hint_migrate_req();

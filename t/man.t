@@ -80,10 +80,20 @@ my ($synopsis) = $src{8} =~ /^\.Sh SYNOPSIS\n(.*?)^\.Sh /ms;
 my %in_synopsis = map { $_ => 1 } map { /^\.Op\s+Fl\s+(\w+)/ ? split(//, $1) : () } split /\n/, $synopsis // '';
 ok($in_synopsis{$_}, "the SYNOPSIS shows -$_") for sort keys %long;
 for (@items8) {
+    next if /^\.It\s+Fl\s+\\?-/;      # a long option alone: checked below
     my ($s) = /^\.It\s+Fl\s+(\w+)/;
     ok($long{$s}, "-$s in clusterd.8 is an option of --help");
 }
+# Long options without a short one ("      --json  ...").
+for (split /\n/, $help) {
+    next unless /^\s+--([a-z][a-z0-9-]*)\b/;
+    my $l = $1;
+    ok(grep({ /^\.It\s+Fl\s+\\?-\Q$l\E(\s|$)/ } @items8), "clusterd.8 has an entry for --$l");
+    like($synopsis // '', qr/Fl\s+\\?-\Q$l\E/, "the SYNOPSIS shows --$l");
+}
 ok($signals, '--help lists the names that -s takes');
+like($help, qr/-s status/, '--help names -s status');
+like($src{8}, qr/^\.It\s+Cm\s+status\s*$/m, 'clusterd.8 says what -s status does');
 for (split /\|/, $signals // '') {
     like($src{8}, qr/^\.It\s+Cm\s+\Q$_\E\s*$/m, "clusterd.8 says what -s $_ sends");
 }
