@@ -32,6 +32,7 @@
 #include "common/log.h"
 #include "common/time.h"
 #include "ipc/ipc.h"
+#include "ipc/stats.h"
 #include "master/control.h"
 #include "master/listen.h"
 #include "master/master.h"
@@ -68,6 +69,8 @@ struct worker {
 	int64_t in_flight, connections;
 	int beats;                   /* heartbeats since it was forked */
 	int replacing;               /* a replacement is on its way: 1 + enum restart_reason */
+	int stats_block;             /* its block of the shared figures, -1: none */
+	time_t started_at;           /* wall clock, for clusterd_worker_start_time_seconds */
 	bool hung;
 	LIST_ENTRY(worker) link;
 };
@@ -92,13 +95,11 @@ static struct {
 	struct event *drain_delay_ev;    /* SIGQUIT with drain_delay_ms: then the stop */
 	bool lame_duck;              /* in that delay: health fails, all else serves */
 	uint64_t started_ms;
-	uint64_t reloads_ok, reloads_failed;
 	struct {                     /* the last reload, for -s status */
 		const char *result;      /* "none", "ok", "failed" */
 		time_t at;
 		char error[512];
 	} last_reload;
-	uint64_t restarts[REASON_COUNT];
 	/* flags set by signals, acted on by master_cycle() */
 	int sig_terminate, sig_quit, sig_reconfigure, sig_reopen, sig_child;
 	int sig_more, sig_fewer;
@@ -107,6 +108,8 @@ static struct {
 	bool announced;              /* the current generation was logged ready */
 	int exit_status;
 } M;
+
+_Static_assert(REASON_COUNT == STATS_RESTART_REASONS, "one shared counter per reason");
 
 static void master_cycle(void);
 
@@ -308,6 +311,10 @@ worker_free(struct worker *w)
 {
 	LIST_REMOVE(w, link);
 	w->gen->live--;
+	/* Its counters join the retired totals: they never go down. */
+	if (w->stats_block >= 0)
+		stats_block_retire(w->stats_block);
+	stat_set(&stats->workers, (uint64_t)live_workers());
 	if (w->ipc_ev != NULL)
 		event_free(w->ipc_ev);
 	if (w->kill_ev != NULL)
@@ -358,9 +365,9 @@ check_generation_ready(void)
 		}
 	}
 	M.announced = true;
-	M.restarts[REASON_RELOAD] += (uint64_t)retired;
+	stat_add(&stats->restarts[REASON_RELOAD], (uint64_t)retired);
 	if (g->id > 1) {             /* a reload, not the start */
-		M.reloads_ok++;
+		stat_add(&stats->reloads_ok, 1);
 		M.last_reload.result = "ok";
 		M.last_reload.at = time(NULL);
 		M.last_reload.error[0] = '\0';
@@ -399,7 +406,7 @@ replace_worker(struct worker *w, enum restart_reason why)
 	    w->slot >= cfg->workers)
 		return;
 	w->replacing = (int)why + 1;
-	M.restarts[why]++;
+	stat_add(&stats->restarts[why], 1);
 	if (why == REASON_MAX_REQUESTS)
 		log_info("worker %ld (slot %d, generation %ld) served %llu requests, its "
 		    "max_requests: replacing it", (long)w->pid, w->slot, w->gen->id,
@@ -446,7 +453,7 @@ hung_worker(struct worker *w, uint64_t silent_ms)
 	w->hung = true;
 	w->state = W_RETIRING;
 	arm_kill(w, HUNG_KILL_MS);
-	M.restarts[REASON_HUNG]++;
+	stat_add(&stats->restarts[REASON_HUNG], 1);
 	if (!M.stopping && w->gen == M.current && w->slot < M.current->cfg->workers &&
 	    !slot_covered(w->slot, w))
 		spawn(w->slot, M.current);
@@ -485,6 +492,29 @@ supervise(struct worker *w, uint64_t now)
 	}
 }
 
+/*
+ * The per-slot gauges of the shared figures: the RSS and start time of the
+ * worker that serves each slot (a replacement, once it is ready).
+ */
+static void
+publish_slots(void)
+{
+	int n = M.current->cfg->workers < STATS_SLOTS ? M.current->cfg->workers : STATS_SLOTS;
+	struct worker *w;
+
+	for (int s = 0; s < STATS_SLOTS; s++) {
+		const struct worker *best = NULL;
+		if (s < n) {
+			LIST_FOREACH(w, &M.workers, link)
+				if (w->slot == s && w->state == W_READY && !w->replacing &&
+				    (best == NULL || w->started_ms > best->started_ms))
+					best = w;
+		}
+		stat_set(&stats->slots[s].rss_bytes, best != NULL ? best->sv.rss_bytes : 0);
+		stat_set(&stats->slots[s].start_time, best != NULL ? (uint64_t)best->started_at : 0);
+	}
+}
+
 static void
 heartbeat_fire(evutil_socket_t fd, short what, void *arg)
 {
@@ -498,6 +528,7 @@ heartbeat_fire(evutil_socket_t fd, short what, void *arg)
 	LIST_FOREACH(w, &M.workers, link)
 		if (w->state != W_RETIRING)
 			supervise(w, now);
+	publish_slots();
 }
 
 static void
@@ -597,7 +628,11 @@ spawn(int slot, struct generation *gen)
 	struct worker *w;
 	size_t nfds;
 	pid_t pid = -1;
+	int block = stats_block_take(slot);
 
+	if (block == -1)
+		log_warn("slot %d: no block of shared figures left: this worker is not counted",
+		    slot);
 	/* Everything the master needs to watch the worker exists before the fork. */
 	if ((w = calloc(1, sizeof(*w))) == NULL || ipc_pair(pair) == -1 ||
 	    (w->ipc_ev = event_new(M.base, pair[0], EV_READ | EV_PERSIST, on_worker_ipc,
@@ -615,6 +650,8 @@ spawn(int slot, struct generation *gen)
 			close(pair[1]);
 		}
 		free(w);
+		if (block != -1)
+			stats_block_retire(block);
 		schedule_respawn(slot, 0);   /* try again, with the slot's back-off */
 		return;
 	}
@@ -622,7 +659,7 @@ spawn(int slot, struct generation *gen)
 	if (pid == 0) {
 		args = (struct worker_args){ .cfg = gen->cfg, .slot = slot,
 		    .generation = gen->id, .ipc_fd = pair[1], .fds = fds, .nfds = nfds,
-		    .master = getppid(), .max_requests = limit };
+		    .master = getppid(), .max_requests = limit, .stats_block = block };
 		worker_run(&args);
 	}
 	close(pair[1]);
@@ -633,8 +670,11 @@ spawn(int slot, struct generation *gen)
 	w->started_ms = now_ms();
 	w->sv.last_beat_ms = w->started_ms;
 	w->sv.max_requests = limit;
+	w->stats_block = block;
+	w->started_at = time(NULL);
 	gen->live++;
 	LIST_INSERT_HEAD(&M.workers, w, link);
+	stat_set(&stats->workers, (uint64_t)live_workers());
 	log_info("started worker %ld: slot %d, generation %ld", (long)pid, slot, gen->id);
 }
 
@@ -677,7 +717,7 @@ reap(void)
 			    (long)pid, slot, w->gen->id, how);
 		worker_free(w);
 		if (!expected)
-			M.restarts[REASON_CRASH]++;
+			stat_add(&stats->restarts[REASON_CRASH], 1);
 		/* A replacement already on its way (recycling) takes the slot. */
 		if (!expected && current && slot < M.current->cfg->workers &&
 		    !slot_covered(slot, NULL))
@@ -773,7 +813,7 @@ reload_failed(const char *err)
 {
 	log_error("reload failed, keeping the current configuration: %s", err);
 	notify_send("READY=1\nSTATUS=reload failed: %.400s", err);
-	M.reloads_failed++;
+	stat_add(&stats->reloads_failed, 1);
 	M.last_reload.result = "failed";
 	M.last_reload.at = time(NULL);
 	snprintf(M.last_reload.error, sizeof(M.last_reload.error), "%s", err);
@@ -863,7 +903,7 @@ resize(int delta)
 	LIST_FOREACH(w, &M.workers, link) {
 		if (w->slot == slot && w->state != W_RETIRING) {
 			stop_worker(w, IPC_SHUTDOWN_GRACEFUL);
-			M.restarts[REASON_SCALE]++;
+			stat_add(&stats->restarts[REASON_SCALE], 1);
 		}
 	}
 	listen_close_unused(socket_used, NULL);
@@ -1158,6 +1198,11 @@ master_run(struct config *cfg, const struct config_overrides *ov)
 		return 1;
 	}
 	/* From here on, a reason not to start goes to stderr too (log_fail). */
+	if (stats_map() == -1) {
+		log_fail("cannot start: the shared figures: %s", strerror(errno));
+		config_free(cfg);
+		goto out;
+	}
 	if ((M.current = gen_new(cfg)) == NULL) {
 		log_fail("cannot start: out of memory");
 		config_free(cfg);

@@ -14,6 +14,7 @@
 #define SERVICES(X) \
 	X(dummy) \
 	X(health) \
+	X(metrics) \
 	X(readmongo)
 
 #define DECLARE(name) extern const struct service name##_service;
@@ -28,6 +29,15 @@ service_find(const char *name)
 		if (strcmp(services[i]->name, name) == 0)
 			return services[i];
 	return NULL;
+}
+
+int
+service_index(const char *name)
+{
+	for (int i = 0; services[i] != NULL; i++)
+		if (services[i]->name == name)
+			return i;
+	return -1;
 }
 
 /* "dummy, readmongo" */

@@ -85,6 +85,8 @@ struct service {
 /* NULL-terminated list of every service: svc/registry.c. */
 extern const struct service *const services[];
 const struct service *service_find(const char *name);
+/* The registry index of the service whose name is this very pointer, or -1. */
+int service_index(const char *name);
 
 /*
  * Resolves every route of cfg to its service and has the service validate

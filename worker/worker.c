@@ -16,6 +16,8 @@
 #include "common/log.h"
 #include "common/time.h"
 #include "ipc/ipc.h"
+#include "ipc/stats.h"
+#include "svc/service.h"
 #include "worker/accesslog.h"
 #include "http/http.h"
 #include "worker/router.h"
@@ -37,6 +39,8 @@ static struct {
 	int shutting_down;
 	int draining;                /* the HTTP server and the router, until done */
 	int limit_told;              /* the master knows max_requests was reached */
+	struct stats_block *stats;   /* its block of the shared figures, or NULL */
+	int nfig;                    /* figures written at this heartbeat so far */
 	int fast;
 } W;
 
@@ -183,6 +187,39 @@ shutdown_worker(int fast)
 	router_drain(W.router, drained, NULL);
 }
 
+/* Every request, into the worker's block of the shared figures. */
+static void
+count_figures(const struct http_req *req, void *arg)
+{
+	int svc = service_index(http_req_service(req));
+
+	(void)arg;
+	stats_request(W.stats, svc >= 0 && svc < STATS_SERVICES - 1 ? svc : STATS_SERVICES - 1,
+	    http_req_status(req), http_req_duration_us(req), http_req_bytes(req));
+	stat_set(&W.stats->connections, http_server_connections(W.http));
+	stat_set(&W.stats->in_flight, http_server_in_flight(W.http));
+}
+
+static void
+put_figure(void *ctx, const char *prefix, const struct svc_figure *f)
+{
+	(void)ctx;
+	stats_figure(W.stats, W.nfig++, prefix, f->name, f->kind == SVC_COUNTER, f->label,
+	    f->label_value, f->value);
+}
+
+/* The services' own figures and the gauges, at every heartbeat. */
+static void
+publish_figures(void)
+{
+	if (W.stats == NULL)
+		return;
+	W.nfig = 0;
+	router_stats(W.router, put_figure, NULL);
+	stat_set(&W.stats->connections, http_server_connections(W.http));
+	stat_set(&W.stats->in_flight, http_server_in_flight(W.http));
+}
+
 static void
 send_stats(evutil_socket_t fd, short what, void *arg)
 {
@@ -196,6 +233,7 @@ send_stats(evutil_socket_t fd, short what, void *arg)
 	m.u.stats.in_flight = (int64_t)http_server_in_flight(W.http);
 	m.u.stats.connections = (int64_t)http_server_connections(W.http);
 	ipc_send(W.args->ipc_fd, &m);
+	publish_figures();
 }
 
 /*
@@ -284,6 +322,8 @@ setup_loop(const struct worker_args *a)
 		http_server_on_complete(W.http, accesslog_request, NULL) == -1) ||
 	    (a->max_requests > 0 &&
 		http_server_on_complete(W.http, count_request, NULL) == -1) ||
+	    (W.stats != NULL &&
+		http_server_on_complete(W.http, count_figures, NULL) == -1) ||
 	    http_server_listen(W.http, a->fds, a->nfds) == -1)
 		return -1;
 	W.ipc_ev = event_new(W.base, a->ipc_fd, EV_READ | EV_PERSIST, on_ipc, NULL);
@@ -324,6 +364,7 @@ worker_run(const struct worker_args *a)
 	struct ipc_msg ready = { .type = IPC_READY };
 
 	W.args = a;
+	W.stats = stats != NULL && a->stats_block >= 0 ? &stats->blocks[a->stats_block] : NULL;
 	W.info.pid = getpid();
 	W.info.slot = a->slot;
 	W.info.generation = a->generation;

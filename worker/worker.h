@@ -20,6 +20,7 @@ struct worker_args {
 	size_t nfds;
 	pid_t master;
 	uint64_t max_requests;       /* its own limit, jitter included; 0: none */
+	int stats_block;             /* its block of the shared figures; -1: none */
 };
 
 /* Runs in the child after fork(); never returns. */
