@@ -64,7 +64,7 @@ struct hdr {
 };
 
 struct http_req {
-	/* Reset for every request: everything up to `url_inline`. */
+	/* Reset for every request: everything up to `url_inline` (keep it small). */
 	struct conn *conn;           /* NULL once the connection is gone */
 	struct http_server *srv;
 	enum http_verb method;
@@ -78,17 +78,17 @@ struct http_req {
 	void *drain_arg;
 	size_t drain_below;
 	const char *content_type;    /* NULL: application/json */
-	char extra[EXTRA_HEADERS];   /* headers a service added */
-	size_t extra_len;
+	size_t extra_len;            /* of extra[] */
 	const char *service;
 	struct timeval start;        /* when a hook is subscribed */
 	int status;
 	uint64_t bytes;
 	size_t nhdrs, hbuf_len, body_len;
-	struct sockaddr_storage peer;    /* when a hook is subscribed */
 
-	/* Kept across the recycling of a request (grown as needed). */
+	/* Set before use, or kept across the recycling of a request (grown as needed). */
 	char url_inline[256];
+	char extra[EXTRA_HEADERS];   /* headers a service added: extra_len of them */
+	struct sockaddr_storage peer;    /* when a hook is subscribed, else family 0 */
 	struct hdr *hdrs;
 	size_t hdrs_cap;
 	char *hbuf;                  /* header names and values, NUL-terminated */

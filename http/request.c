@@ -42,6 +42,7 @@ req_new(struct conn *c)
 	r->url = r->url_inline;
 	r->url_cap = sizeof(r->url_inline);
 	r->url_inline[0] = '\0';
+	r->peer.ss_family = 0;
 	if (c->srv->nhooks > 0) {
 		gettimeofday(&r->start, NULL);
 		r->peer = c->peer;
@@ -89,14 +90,23 @@ grow(char **buf, size_t *cap, size_t need)
 	return 0;
 }
 
-static int
+/* Appends n bytes, and room for one more (a NUL) after them. */
+static inline int
 hbuf_add(struct http_req *r, const char *s, size_t n)
 {
-	if (grow(&r->hbuf, &r->hbuf_cap, r->hbuf_len + n + 1) == -1)
+	if (r->hbuf_len + n + 2 > r->hbuf_cap &&
+	    grow(&r->hbuf, &r->hbuf_cap, r->hbuf_len + n + 2) == -1)
 		return -1;
 	memcpy(r->hbuf + r->hbuf_len, s, n);
 	r->hbuf_len += n;
 	return 0;
+}
+
+/* A NUL: hbuf_add() always leaves room for it. */
+static inline void
+hbuf_nul(struct http_req *r)
+{
+	r->hbuf[r->hbuf_len++] = '\0';
 }
 
 /* Ends the current header's value (or a name that got none), trimmed. */
@@ -106,15 +116,17 @@ hdr_close(struct http_req *r)
 	struct hdr *h = &r->hdrs[r->nhdrs - 1];
 
 	if (h->value == 0 && h->value_len == 0) {     /* no value came */
-		if (hbuf_add(r, "", 1) == -1)
-			return -1;
+		hbuf_nul(r);                 /* ends the name */
 		h->value = (uint32_t)r->hbuf_len;
+		if (hbuf_add(r, "", 0) == -1)
+			return -1;
 	}
 	while (h->value_len > 0 && (r->hbuf[h->value + h->value_len - 1] == ' ' ||
 	    r->hbuf[h->value + h->value_len - 1] == '\t'))
 		h->value_len--;
 	r->hbuf_len = h->value + h->value_len;
-	return hbuf_add(r, "", 1);
+	hbuf_nul(r);
+	return 0;
 }
 
 int
@@ -147,8 +159,7 @@ req_header_value(struct http_req *r, int begins, const char *at, size_t len)
 	struct hdr *h = &r->hdrs[r->nhdrs - 1];
 
 	if (begins) {
-		if (hbuf_add(r, "", 1) == -1)        /* ends the name */
-			return -1;
+		hbuf_nul(r);                 /* ends the name */
 		h->value = (uint32_t)r->hbuf_len;
 	}
 	h->value_len += (uint32_t)len;
@@ -230,8 +241,11 @@ http_req_header_at(const struct http_req *req, size_t i, const char **name,
 const char *
 http_req_header(const struct http_req *req, const char *name)
 {
+	size_t n = strlen(name);
+
 	for (size_t i = 0; i < req->nhdrs; i++)
-		if (strcasecmp(req->hbuf + req->hdrs[i].name, name) == 0)
+		if (req->hdrs[i].name_len == n &&
+		    strncasecmp(req->hbuf + req->hdrs[i].name, name, n) == 0)
 			return req->hbuf + req->hdrs[i].value;
 	return NULL;
 }
