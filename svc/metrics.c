@@ -65,11 +65,9 @@ metrics_init(const struct route_conf *route, const struct worker_info *w)
 static const char *
 service_name(int s)
 {
-	int n = 0;
+	const char *name = service_name_at((size_t)s);
 
-	while (services[n] != NULL)
-		n++;
-	return s < n ? services[s]->name : "none";
+	return name != NULL && s < STATS_SERVICES - 1 ? name : "none";
 }
 
 static void
@@ -99,7 +97,7 @@ service_used(const struct stats_view *v, int s)
 }
 
 static void
-render_requests(struct evbuffer *b, const struct stats_view *v)
+render_requests(struct evbuffer *b, struct stats_view *v)
 {
 	family(b, "clusterd_requests_total", "counter",
 	    "Requests answered, by service and status class.");
@@ -121,6 +119,9 @@ render_requests(struct evbuffer *b, const struct stats_view *v)
 			    "le=\"%g\"} %llu\n", service_name(s), (double)stats_bucket_us[k] / 1e6,
 			    (unsigned long long)cum);
 		}
+		/* Read without a lock while workers count: +Inf never below a bucket. */
+		if (cum > v->duration_count[s])
+			v->duration_count[s] = cum;
 		evbuffer_add_printf(b, "clusterd_request_duration_seconds_bucket{service=\"%s\","
 		    "le=\"+Inf\"} %llu\n", service_name(s), (unsigned long long)v->duration_count[s]);
 		evbuffer_add_printf(b, "clusterd_request_duration_seconds_sum{service=\"%s\"} %.6f\n",

@@ -82,10 +82,16 @@ struct service {
 	void (*shutdown)(void *state);
 };
 
-/* NULL-terminated list of every service: svc/registry.c. */
-extern const struct service *const services[];
-const struct service *service_find(const char *name);
-/* The registry index of the service whose name is this very pointer, or -1. */
+/*
+ * The registry (svc/registry.c). Some services are modules (NAME.so),
+ * loaded the first time they are asked for: a failure to load says why in
+ * err. Indexes are stable for the life of the process.
+ */
+size_t service_count(void);
+const char *service_name_at(size_t i);
+const struct service *service_at(size_t i, char *err, size_t errlen);
+const struct service *service_find(const char *name, char *err, size_t errlen);
+/* The index of the loaded service whose name is this very pointer, or -1. */
 int service_index(const char *name);
 
 /*

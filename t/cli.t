@@ -3,6 +3,7 @@ use strict;
 use warnings;
 use Test::More;
 use POSIX ();
+use File::Temp ();
 use Clusterd qw(poll_until);
 
 my $bin = $ENV{CLUSTERD};
@@ -103,5 +104,22 @@ like($out, qr/pid file/, 'and says why');
     ($rc, $out) = run($bin, '-c', $d->conf, '-p', $pidf, '-s', 'reload');
     is($rc, 1, '-s with a stale pid file exits 1');
     like($out, qr/is stale: no clusterd is running with it/, 'and says the file is stale');
+}
+
+# readmongo is a module, loaded only when a route names it; when it cannot be
+# found the error says where it was looked for.
+{
+    my $dir = File::Temp::tempdir('clusterd-mod-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    system('cp', $bin, "$dir/clusterd") == 0 or die;
+    my $m = Clusterd->new(config => { routes => [ { prefix => '/m', service => 'readmongo',
+        uri => 'mongodb://127.0.0.1:1', database => 'd', collections => ['c'] } ] });
+    local $ENV{CLUSTERD_MODULE_DIR} = "$dir/none";
+    ($rc, $out) = run("$dir/clusterd", '-t', '-c', $m->conf);
+    is($rc, 1, 'a readmongo route without its module is an error');
+    like($out, qr/routes\[0\]\.service: "readmongo": its module readmongo\.so is not in \$CLUSTERD_MODULE_DIR, beside the program, nor in \S+/,
+        '... saying where it looked');
+    delete local $ENV{CLUSTERD_MODULE_DIR};
+    ($rc, $out) = run($bin, '-t', '-c', $m->conf);
+    is($rc, 0, 'found beside the program (a build tree)') or diag $out;
 }
 done_testing;

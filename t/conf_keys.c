@@ -5,7 +5,7 @@
  *   top KEY              config_top_keys
  *   limits KEY           config_limits_keys ("limits.KEY")
  *   route KEY            config_route_keys
- *   service NAME         every entry of services[]
+ *   service NAME         every service of the registry (modules loaded)
  *   option NAME KEY      each of that service's route options (its keys)
  */
 #include "config.h"
@@ -28,10 +28,16 @@ main(void)
 	list("top", config_top_keys);
 	list("limits", config_limits_keys);
 	list("route", config_route_keys);
-	for (size_t i = 0; services[i] != NULL; i++) {
-		printf("service %s\n", services[i]->name);
-		for (const char *const *k = services[i]->keys; k != NULL && *k != NULL; k++)
-			printf("option %s %s\n", services[i]->name, *k);
+	for (size_t i = 0; i < service_count(); i++) {
+		char err[512];
+		const struct service *svc = service_at(i, err, sizeof(err));
+		if (svc == NULL) {
+			fprintf(stderr, "conf_keys: %s: %s\n", service_name_at(i), err);
+			return 1;
+		}
+		printf("service %s\n", svc->name);
+		for (const char *const *k = svc->keys; k != NULL && *k != NULL; k++)
+			printf("option %s %s\n", svc->name, *k);
 	}
 	return ferror(stdout) ? 1 : 0;
 }

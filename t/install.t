@@ -18,6 +18,7 @@ my $bin = find_one(qr{/sbin/clusterd$});
 ok($bin && -x $bin, 'the binary in sbin');
 ok(find_one(qr{/man8/clusterd\.8$}), 'clusterd(8)');
 ok(find_one(qr{/man5/clusterd\.conf\.5$}), 'clusterd.conf(5)');
+ok(find_one(qr{/lib/clusterd/readmongo\.so$}), 'the readmongo module in $(libdir)/clusterd');
 my $conf = find_one(qr{/etc/clusterd/clusterd\.conf$});
 ok($conf, 'the example config');
 my $unit = find_one(qr{/system/clusterd\.service$});
