@@ -132,6 +132,10 @@ conn_release(struct conn *c)
 		process(c, pending, len);
 		c->busy--;
 		free(pending);
+		if (c->upgraded) {       /* a request that waited was handed over */
+			conn_detach(c);
+			return;
+		}
 	}
 	if (evbuffer_get_length(c->out) == 0 && c->state != C_SERVICE &&
 	    (c->close_after || (c->read_closed && c->pending_len == 0))) {

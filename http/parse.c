@@ -165,6 +165,11 @@ on_body(http_parser *p, const char *at, size_t len)
 static int
 on_message_complete(http_parser *p)
 {
+	struct conn *c = conn_of(p);
+
+	/* Trailers of a chunked body come as headers, with no headers_complete after. */
+	if (c->req != NULL && req_headers_end(c->req) == -1)
+		return -1;
 	/* One request at a time: the loop in process() takes it from here. */
 	http_parser_pause(p, 1);
 	return 0;
@@ -288,7 +293,7 @@ keep_pending(struct conn *c, const char *data, size_t len)
 void
 process(struct conn *c, const char *data, size_t len)
 {
-	while (len > 0 && !c->dead && !c->close_after) {
+	while (len > 0 && !c->dead && !c->close_after && !c->upgraded) {
 		size_t n;
 		enum http_errno e;
 
@@ -306,12 +311,7 @@ process(struct conn *c, const char *data, size_t len)
 				/*
 				 * What follows a request to switch protocols is not
 				 * HTTP: it waits for the service's http_upgrade().
-				 * http_parser stops before the header block's last LF.
 				 */
-				if (len > 0 && data[0] == '\n') {
-					data++;
-					len--;
-				}
 				keep_pending(c, data, len);
 				dispatch(c);
 				return;

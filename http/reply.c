@@ -273,7 +273,7 @@ http_stream_chunk(struct http_req *req, struct evbuffer *buf)
 
 	if (len == 0)
 		return;
-	if (req->head || (c = reply_enter(req)) == NULL) {
+	if (req->head || no_body(req->status) || (c = reply_enter(req)) == NULL) {
 		evbuffer_drain(buf, len);
 		return;
 	}
@@ -291,7 +291,7 @@ http_stream_end(struct http_req *req)
 {
 	struct conn *c = reply_enter(req);
 
-	if (c != NULL && !req->head && !req->http10)
+	if (c != NULL && !req->head && !req->http10 && !no_body(req->status))
 		evbuffer_add(c->out, "0\r\n\r\n", 5);
 	if ((c = reply_done(req)) != NULL)
 		conn_release(c);

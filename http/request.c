@@ -59,11 +59,24 @@ req_destroy(struct http_req *r)
 	free(r);
 }
 
+#define KEEP_MAX (64 * 1024)         /* larger buffers are not kept for the next request */
+
 void
 req_free(struct http_req *r)
 {
 	if (r->url != r->url_inline)
 		free(r->url);
+	/* A request with a large body must not pin its memory for good. */
+	if (r->body_cap > KEEP_MAX) {
+		free(r->body);
+		r->body = NULL;
+		r->body_cap = 0;
+	}
+	if (r->hbuf_cap > KEEP_MAX) {
+		free(r->hbuf);
+		r->hbuf = NULL;
+		r->hbuf_cap = 0;
+	}
 	if (nfree_reqs < FREE_REQS_MAX) {
 		r->next_free = free_reqs;
 		free_reqs = r;

@@ -20,9 +20,17 @@ http_upgrade(struct http_req *req, struct http_upgraded *u)
 	struct evbuffer *in;
 
 	req->status = 101;
-	if (c == NULL || (in = evbuffer_new()) == NULL ||
+	in = NULL;
+	if (c == NULL || !req->upgrade || (in = evbuffer_new()) == NULL ||
 	    evbuffer_add(in, c->pending, c->pending_len) == -1) {
-		if (c != NULL) {
+		if (in != NULL)
+			evbuffer_free(in);
+		if (c != NULL && !req->upgrade) {
+			/* Only a request that asked to switch protocols can be switched. */
+			http_error(req, 400, "bad_request", "this request did not ask for an "
+			    "upgrade (no Upgrade and Connection: upgrade headers)");
+			conn_release(c);
+		} else if (c != NULL) {
 			/* No memory to hand it over with: answer as if refused. */
 			c->close_after = 1;
 			http_error(req, 503, "overloaded", "out of memory");

@@ -236,12 +236,19 @@ stats_read(struct stats_view *v)
 {
 	uint64_t before, after;
 
-	/* The master folds rarely and quickly: a few tries always do. */
-	do {
-		while ((before = atomic_load_explicit(&stats->seq, memory_order_acquire)) & 1)
-			;
+	/*
+	 * The master folds rarely and quickly: a few tries always do. A master
+	 * that died mid-fold leaves seq odd: then the worker must not spin for
+	 * good (it exits when the master is gone), so the tries are bounded.
+	 */
+	for (int tries = 0; tries < 1000000; tries++) {
+		if ((before = atomic_load_explicit(&stats->seq, memory_order_acquire)) & 1)
+			continue;
 		read_once(v);
 		atomic_thread_fence(memory_order_acquire);
 		after = atomic_load_explicit(&stats->seq, memory_order_acquire);
-	} while (before != after);
+		if (before == after)
+			return;
+	}
+	read_once(v);
 }

@@ -23,7 +23,7 @@
 #define STATS_SERVICES 16            /* kinds of service (registry order), the last: none */
 #define STATS_CODES 5                /* 1xx .. 5xx */
 #define STATS_BUCKETS 16             /* request duration buckets, +Inf aside */
-#define STATS_FIGURES 16             /* service figures per worker */
+#define STATS_FIGURES 48             /* service figures per worker */
 #define STATS_RETIRED_FIGURES 256    /* distinct counters kept from workers gone */
 #define STATS_SLOTS 1024             /* per-slot gauges */
 #define STATS_BLOCKS 2176            /* two generations of 1024 slots, and spares */

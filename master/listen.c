@@ -104,6 +104,24 @@ bind_one(const struct listen_addr *la, int slot, char *err, size_t errlen)
  * socket of an address, a probe binds it without SO_REUSEPORT: that fails
  * while anyone else listens there. (Port 0 is a fresh port by definition.)
  */
+static in_port_t
+port_of(const struct sockaddr_storage *ss)
+{
+	return ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port :
+	    ((const struct sockaddr_in *)ss)->sin_port;
+}
+
+/* We hold a socket on that port already (0.0.0.0:80 when 127.0.0.1:80 comes). */
+static bool
+ours(const struct listen_addr *la)
+{
+	for (size_t i = 0; i < nsocks; i++)
+		if (socks[i].bound.ss_family == la->ss.ss_family &&
+		    port_of(&socks[i].bound) == port_of(&la->ss))
+			return true;
+	return false;
+}
+
 static int
 probe_free(const struct listen_addr *la, char *err, size_t errlen)
 {
@@ -119,7 +137,8 @@ probe_free(const struct listen_addr *la, char *err, size_t errlen)
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) == -1)) {
 		snprintf(err, errlen, "listen %s: %s", la->text, strerror(errno));
 		rc = -1;
-	} else if (bind(fd, (const struct sockaddr *)&la->ss, la->sslen) == -1) {
+	} else if (bind(fd, (const struct sockaddr *)&la->ss, la->sslen) == -1 &&
+	    !(errno == EADDRINUSE && ours(la))) {
 		if (errno == EADDRINUSE)
 			snprintf(err, errlen, "listen %s: another process already listens on %s "
 			    "(another clusterd?): refusing to share it", la->text, la->key);

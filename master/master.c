@@ -95,6 +95,7 @@ static struct {
 	struct event *drain_delay_ev;    /* SIGQUIT with drain_delay_ms: then the stop */
 	bool lame_duck;              /* in that delay: health fails, all else serves */
 	uint64_t started_ms;
+	uint64_t last_tick_ms;       /* the last heartbeat tick */
 	struct {                     /* the last reload, for -s status */
 		const char *result;      /* "none", "ok", "failed" */
 		time_t at;
@@ -379,7 +380,11 @@ check_generation_ready(void)
 
 /* ---- supervision: hung workers, recycling ---- */
 
-/* Another worker of the current generation serves, or is about to serve, slot. */
+/*
+ * Another worker of the current generation will go on serving slot: not one
+ * being retired, nor one waiting for its replacement (if that replacement
+ * dies, another must be started, or recycling would stop for good).
+ */
 static bool
 slot_covered(int slot, const struct worker *except)
 {
@@ -387,7 +392,7 @@ slot_covered(int slot, const struct worker *except)
 
 	LIST_FOREACH(w, &M.workers, link)
 		if (w != except && w->slot == slot && w->gen == M.current &&
-		    w->state != W_RETIRING)
+		    w->state != W_RETIRING && !w->replacing)
 			return true;
 	return false;
 }
@@ -518,12 +523,21 @@ publish_slots(void)
 static void
 heartbeat_fire(evutil_socket_t fd, short what, void *arg)
 {
-	uint64_t now = now_ms();
+	uint64_t now = now_ms(), late = now - M.last_tick_ms;
 	struct worker *w;
 
 	(void)fd;
 	(void)what;
 	(void)arg;
+	/*
+	 * A master that was itself stopped (SIGSTOP, a frozen VM) has not read
+	 * the heartbeats waiting for it: this tick judges nobody hung, and the
+	 * silence starts again from now.
+	 */
+	M.last_tick_ms = now;
+	if (late > (uint64_t)M.current->cfg->heartbeat_interval_ms * 2 + 1000)
+		LIST_FOREACH(w, &M.workers, link)
+			w->sv.last_beat_ms = now;
 	/* spawn() inserts at the head: a worker forked here is not visited. */
 	LIST_FOREACH(w, &M.workers, link)
 		if (w->state != W_RETIRING)
@@ -1185,6 +1199,7 @@ master_run(struct config *cfg, const struct config_overrides *ov)
 	M.ov = ov;
 	M.sfd = -1;
 	M.started_ms = now_ms();
+	M.last_tick_ms = M.started_ms;
 	M.last_reload.result = "none";
 	M.exit_status = 1;
 	LIST_INIT(&M.gens);

@@ -22,9 +22,20 @@
 
 static struct event_base *base;
 static struct http_server *srv;
-static struct http_upgraded up;
+static struct http_upgraded up, first;
 static int upgraded = -2, hooks, last_status, drained;
 static uint64_t last_bytes;
+
+static struct http_req *held;
+
+static void
+answer_held(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	http_reply(held, 200, "later", 5);
+}
 
 static void
 handler(struct http_req *req, void *arg)
@@ -52,6 +63,10 @@ handler(struct http_req *req, void *arg)
 	} else if (strcmp(path, "/upgrade") == 0) {
 		http_req_add_header(req, "Upgrade", "test");
 		upgraded = http_upgrade(req, &up);
+	} else if (strcmp(path, "/later") == 0) {
+		struct timeval tv = { 0, 20000 };
+		held = req;
+		event_base_once(base, -1, EV_TIMEOUT, answer_held, NULL, &tv);
 	} else if (strcmp(path, "/refuse") == 0) {
 		http_error(req, 400, "bad_request", "no upgrade here");
 	} else {
@@ -228,16 +243,77 @@ main(void)
 		turn();
 		ok(recv(up.fd, buf, sizeof(buf), MSG_DONTWAIT) == 4 && memcmp(buf, "MORE", 4) == 0,
 		    "... and reads it, the HTTP layer no longer does");
-		ok(http_drain(srv, on_drained, NULL) == 0, "a drain");
-		for (int i = 0; i < 100 && !drained; i++)
-			turn();
-		ok(drained, "... ends without waiting for the handed-over connection");
-		ok(send(up.fd, "X", 1, MSG_NOSIGNAL) == 1, "... which is still open, its owner's to drain");
+		first = up;
+	}
+	close(fd);
+
+	/* The new protocol's first byte may be a LF: it is handed over too. */
+	upgraded = -2;
+	fd = client(port);
+	send_all(fd, "GET /upgrade HTTP/1.1\r\nHost: x\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n\nLF");
+	collect(fd, buf, sizeof(buf), "\r\n\r\n", &closed);
+	is_int(upgraded, 0, "a second hand-over");
+	if (upgraded == 0) {
+		char in[16] = "";
+		size_t n = evbuffer_get_length(up.in);
+		evbuffer_copyout(up.in, in, n < sizeof(in) - 1 ? n : sizeof(in) - 1);
+		is_str(in, "\nLF", "... with a first byte that is a LF");
 		close(up.fd);
 		evbuffer_free(up.in);
 		evbuffer_free(up.out);
 	}
 	close(fd);
+
+	/* An upgrade that waited behind a slower request is handed over when its turn comes. */
+	upgraded = -2;
+	fd = client(port);
+	send_all(fd, "GET /later HTTP/1.1\r\nHost: x\r\n\r\n"
+	    "GET /upgrade HTTP/1.1\r\nHost: x\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\nBEHIND");
+	collect_after(fd, buf, sizeof(buf), "101 Switching", "\r\n\r\n", &closed);
+	like(buf, "later", "the first request is answered");
+	is_int(upgraded, 0, "then the pipelined upgrade is handed over");
+	if (upgraded == 0) {
+		char in[16] = "";
+		size_t n = evbuffer_get_length(up.in);
+		evbuffer_copyout(up.in, in, n < sizeof(in) - 1 ? n : sizeof(in) - 1);
+		is_str(in, "BEHIND", "... with what followed it");
+		turn();
+		is_int((long long)http_server_connections(srv), 0, "... and the server let go of it");
+		close(up.fd);
+		evbuffer_free(up.in);
+		evbuffer_free(up.out);
+	}
+	close(fd);
+
+	/* A request that did not ask to switch protocols cannot be handed over. */
+	fd = client(port);
+	send_all(fd, "GET /upgrade HTTP/1.1\r\nHost: x\r\n\r\n");
+	upgraded = -2;
+	collect(fd, buf, sizeof(buf), "\r\n\r\n", &closed);
+	is_int(upgraded, -1, "http_upgrade() refuses a request without Upgrade");
+	like(buf, "400 Bad Request", "... with a 400");
+	close(fd);
+
+	/* Trailers of a chunked body are headers too, each one terminated. */
+	fd = client(port);
+	send_all(fd, "POST /headers HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "1\r\na\r\n0\r\nX-Trailer: t1  \r\n\r\n");
+	collect(fd, buf, sizeof(buf), "x-a:", &closed);
+	like(buf, "X-Trailer=t1;x-a:none", "a trailer is a header, trimmed and terminated");
+	close(fd);
+
+	/* Last, the drain: it does not wait for connections handed over. */
+	if (first.fd > 0) {
+		ok(http_drain(srv, on_drained, NULL) == 0, "a drain");
+		for (int i = 0; i < 100 && !drained; i++)
+			turn();
+		ok(drained, "... ends without waiting for the handed-over connection");
+		ok(send(first.fd, "X", 1, MSG_NOSIGNAL) == 1,
+		    "... which is still open, its owner's to drain");
+		close(first.fd);
+		evbuffer_free(first.in);
+		evbuffer_free(first.out);
+	}
 	http_server_free(srv);
 	event_base_free(base);
 	return done_testing();

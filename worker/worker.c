@@ -203,7 +203,12 @@ count_figures(const struct http_req *req, void *arg)
 static void
 put_figure(void *ctx, const char *prefix, const struct svc_figure *f)
 {
+	static int warned;
+
 	(void)ctx;
+	if (W.nfig >= STATS_FIGURES && !warned++)
+		log_warn("the services report more than %d figures: the rest are not in /metrics",
+		    STATS_FIGURES);
 	stats_figure(W.stats, W.nfig++, prefix, f->name, f->kind == SVC_COUNTER, f->label,
 	    f->label_value, f->value);
 }
@@ -349,8 +354,9 @@ teardown(void)
 		event_free(W.ipc_ev);
 	if (W.stats_ev != NULL)
 		event_free(W.stats_ev);
-	http_server_free(W.http);
+	/* Services first: ending the requests they hold still needs the server. */
 	router_free(W.router);
+	http_server_free(W.http);
 	if (W.base != NULL)
 		event_base_free(W.base);
 	accesslog_close();
