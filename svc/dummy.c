@@ -23,8 +23,6 @@
 
 #define DELAY_MAX_MS 60000
 
-static const char *const dummy_keys[] = { NULL };
-
 struct delayed;
 
 struct dummy {
@@ -42,23 +40,6 @@ struct delayed {
 	long ms;
 	TAILQ_ENTRY(delayed) link;
 };
-
-static int
-dummy_configure(json_object *route, const char *path, void **conf, char *err, size_t errlen)
-{
-	(void)route;
-	(void)path;
-	(void)err;
-	(void)errlen;
-	*conf = NULL;
-	return 0;
-}
-
-static void
-dummy_conf_free(void *conf)
-{
-	(void)conf;
-}
 
 static void *
 dummy_init(const struct route_conf *route, const struct worker_info *w)
@@ -185,9 +166,6 @@ dummy_shutdown(void *state)
 const struct service dummy_service = {
 	.name = "dummy",
 	.methods = HTTP_M_GET | HTTP_M_HEAD,
-	.keys = dummy_keys,
-	.configure = dummy_configure,
-	.conf_free = dummy_conf_free,
 	.init = dummy_init,
 	.handle = dummy_handle,
 	.stats = dummy_stats,

@@ -19,31 +19,12 @@
 #include "http/http.h"
 #include "svc/service.h"
 
-static const char *const health_keys[] = { NULL };
-
 struct health {
 	const struct worker_info *w;
 	const char *prefix;
 	char ok[80];
 	int ok_len;
 };
-
-static int
-health_configure(json_object *route, const char *path, void **conf, char *err, size_t errlen)
-{
-	(void)route;
-	(void)path;
-	(void)err;
-	(void)errlen;
-	*conf = NULL;
-	return 0;
-}
-
-static void
-health_conf_free(void *conf)
-{
-	(void)conf;
-}
 
 static void *
 health_init(const struct route_conf *route, const struct worker_info *w)
@@ -86,9 +67,6 @@ health_shutdown(void *state)
 const struct service health_service = {
 	.name = "health",
 	.methods = HTTP_M_GET | HTTP_M_HEAD,
-	.keys = health_keys,
-	.configure = health_configure,
-	.conf_free = health_conf_free,
 	.init = health_init,
 	.handle = health_handle,
 	.shutdown = health_shutdown,

@@ -22,8 +22,6 @@
 #include "ipc/stats.h"
 #include "svc/service.h"
 
-static const char *const metrics_keys[] = { NULL };
-
 /* clusterd_worker_restarts_total's reasons, in master/supervise.h's order. */
 static const char *const reasons[STATS_RESTART_REASONS] = {
 	"crash", "hung", "max_requests", "max_rss", "reload", "scale"
@@ -32,23 +30,6 @@ static const char *const reasons[STATS_RESTART_REASONS] = {
 struct metrics {
 	const char *prefix;
 };
-
-static int
-metrics_configure(json_object *route, const char *path, void **conf, char *err, size_t errlen)
-{
-	(void)route;
-	(void)path;
-	(void)err;
-	(void)errlen;
-	*conf = NULL;
-	return 0;
-}
-
-static void
-metrics_conf_free(void *conf)
-{
-	(void)conf;
-}
 
 static void *
 metrics_init(const struct route_conf *route, const struct worker_info *w)
@@ -241,9 +222,6 @@ metrics_shutdown(void *state)
 const struct service metrics_service = {
 	.name = "metrics",
 	.methods = HTTP_M_GET | HTTP_M_HEAD,
-	.keys = metrics_keys,
-	.configure = metrics_configure,
-	.conf_free = metrics_conf_free,
 	.init = metrics_init,
 	.handle = metrics_handle,
 	.shutdown = metrics_shutdown,

@@ -166,7 +166,8 @@ resolve(struct route_conf *rt, const char *path, char *err, size_t errlen)
 	if (conf_check_keys(rt->options, path, config_route_keys, svc->keys, err, errlen) == -1)
 		return -1;
 	/* Everything but prefix and service belongs to the service's own validator. */
-	if (svc->configure(rt->options, path, &rt->service_conf, err, errlen) == -1)
+	if (svc->configure != NULL &&
+	    svc->configure(rt->options, path, &rt->service_conf, err, errlen) == -1)
 		return -1;
 	rt->service = svc;
 	rt->service_conf_free = svc->conf_free;

@@ -58,7 +58,7 @@ struct service {
 	 * with 405 and an Allow header derived from these. */
 	int methods;
 
-	/* ---- the config half: in the master ---- */
+	/* ---- the config half: in the master (all NULL: it takes no option) ---- */
 	const char *const *keys;     /* route options, besides prefix and service */
 	int (*configure)(json_object *route, const char *path, void **conf,
 	    char *err, size_t errlen);
