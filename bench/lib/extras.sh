@@ -1,5 +1,9 @@
 # Measurements other than throughput, each on fresh servers:
-#   measure_startup NAME N   spawn to first 200, N times (2 workers)
+#   measure_startup NAME N   spawn to first 200, N times (2 workers); clusterd
+#                            both with nginx's routes only (server=clusterd)
+#                            and with a readmongo route as well
+#                            (server=clusterd, variant=readmongo): loading
+#                            libmongoc is most of the start-up then
 #   measure_kill9 NAME N     kill -9 of the only worker to the first 200 from
 #                            its replacement, N times, each on a fresh server
 #                            (clusterd backs off when a slot's workers keep
@@ -11,16 +15,23 @@
 #   record_rss               RSS of the running server's group (after a load)
 
 measure_startup() {
-	local name=$1 n=$2 i port
+	local name=$1 n=$2 i port variant
 	for i in $(seq "$n"); do
-		port=$(free_port)
-		server_cmd "$name" "$WORKERS" "$port"
-		python3 "$BENCH/lib/probe.py" startup "$port" -- "${SERVER_CMD[@]}" </dev/null 2>>"$LOG_DIR/probe.log" |
-			emit kind=startup server="$name" workers="$WORKERS" try="$i" >>"$RAW"
+		for variant in plain readmongo; do
+			[ "$variant" = readmongo ] && { [ "$name" = clusterd ] && [ -n "$MONGO_URI" ] || continue; }
+			port=$(free_port)
+			if [ "$variant" = plain ]; then NO_MONGO=1 server_cmd "$name" "$WORKERS" "$port"
+			else server_cmd "$name" "$WORKERS" "$port"; fi
+			python3 "$BENCH/lib/probe.py" startup "$port" -- "${SERVER_CMD[@]}" </dev/null 2>>"$LOG_DIR/probe.log" |
+				emit kind=startup server="$name" variant="$variant" workers="$WORKERS" try="$i" >>"$RAW"
+		done
 	done
-	log "$(printf '%-13s start to first 200: %s ms' "$name" \
-		"$(grep '"kind": "startup"' "$RAW" | grep "\"server\": \"$name\"" | python3 -c '
+	for variant in plain readmongo; do
+		grep '"kind": "startup"' "$RAW" | grep "\"server\": \"$name\"" | grep -q "\"variant\": \"$variant\"" || continue
+		log "$(printf '%-13s start to first 200%s: %s ms' "$name" "$([ "$variant" = readmongo ] && echo ' (with readmongo)')" \
+			"$(grep '"kind": "startup"' "$RAW" | grep "\"server\": \"$name\"" | grep "\"variant\": \"$variant\"" | python3 -c '
 import json, sys; print(" ".join(str(json.loads(l).get("ms")) for l in sys.stdin))')")"
+	done
 }
 
 measure_kill9() {

@@ -82,10 +82,16 @@ def summarize(records):
             e["rss_worker_mb"] = med(med(r["workers_kb"]) for r in rss) / 1024
             e["rss_total_mb"] = med(r["total_kb"] for r in rss) / 1024
             e["rss_master_mb"] = med(r["master_kb"] for r in rss) / 1024
-        st = [r.get("ms") for r in records if r.get("kind") == "startup" and r["server"] == sv]
+        st = [r.get("ms") for r in records if r.get("kind") == "startup" and r["server"] == sv
+              and r.get("variant", "plain") == "plain"]
         if st:
             e["startup_ms"] = med(st)
             e["startup_all_ms"] = st
+        st = [r.get("ms") for r in records if r.get("kind") == "startup" and r["server"] == sv
+              and r.get("variant") == "readmongo"]
+        if st:
+            e["startup_readmongo_ms"] = med(st)
+            e["startup_readmongo_all_ms"] = st
         kl = [r for r in records if r.get("kind") == "kill9" and r["server"] == sv]
         if kl:
             e["kill9_ms"] = med(r.get("ms") for r in kl)
@@ -157,6 +163,11 @@ def targets(summary, extras, meta):
     nw = extras.get("node-express", {}).get("rss_worker_mb")
     add("RSS per worker <= 1/10 of a Node (express) worker's",
         "%s vs %s MB (1/%s)" % (f(cw), f(nw), f(ratio(nw, cw), "%.0f")), None if not cw or not nw else cw * 10 <= nw)
+    cs, ns = extras.get("clusterd", {}).get("startup_ms"), extras.get("nginx", {}).get("startup_ms")
+    cm = extras.get("clusterd", {}).get("startup_readmongo_ms")
+    add("start to first 200, nginx's routes: <= nginx's",
+        "%s vs %s ms%s" % (f(cs), f(ns), "" if cm is None else "; with a readmongo route as well %s ms" % f(cm)),
+        None if cs is None or ns is None else cs <= ns)
     km = extras.get("clusterd", {}).get("kill9_ms")
     add("kill -9 of a worker to serving: median < 20 ms", "%s ms" % f(km, "%.2f"), None if km is None else km < 20)
     rf = extras.get("clusterd", {}).get("reload_failed")
@@ -246,8 +257,11 @@ def tables(summary, extras, tgts, meta):
             rl = "%d of %s" % (e["reload_failed"], k(e.get("reload_requests")))
         elif sv.startswith("node"):
             rl = "n/a (no reload)"
-        out.append("| %s | %s MB | %s MB | %s ms | %s | %s |" % (
-            NAMES[sv], f(e.get("rss_worker_mb")), f(e.get("rss_total_mb")), f(e.get("startup_ms")),
+        st = "%s ms" % f(e.get("startup_ms"))
+        if e.get("startup_readmongo_ms") is not None:
+            st += " (%s ms with a readmongo route)" % f(e["startup_readmongo_ms"])
+        out.append("| %s | %s MB | %s MB | %s | %s | %s |" % (
+            NAMES[sv], f(e.get("rss_worker_mb")), f(e.get("rss_total_mb")), st,
             "–" if e.get("kill9_ms") is None else "%s ms%s" % (f(e["kill9_ms"], "%.1f"), kill9_losses(e)),
             rl))
     out.append("")

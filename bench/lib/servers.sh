@@ -5,7 +5,9 @@
 # process tree (taskset -c CPU). All listen on 127.0.0.1:PORT, serve GET
 # /dummy, and (not nginx) /mongo/... when MONGO_URI is set.
 # server_cmd NAME WORKERS PORT prints nothing: it sets the array SERVER_CMD
-# (also used by the start-up and kill -9 probes).
+# (also used by the start-up and kill -9 probes). With NO_MONGO=1 in its
+# environment, clusterd gets nginx's job only (/dummy): the start-up probe
+# compares like with like that way, and apart with the readmongo route.
 
 SERVERS_HTTP=(clusterd nginx node-http node-express)   # the order of a round
 SERVERS_MONGO=(clusterd node-http node-express)
@@ -18,7 +20,7 @@ server_cmd() {
 		{
 			printf '{ "listen": ["127.0.0.1:%s"], "workers": %s, "log_level": "warn",\n' "$port" "$workers"
 			printf '  "routes": [ { "prefix": "/dummy", "service": "dummy" }'
-			[ -n "$MONGO_URI" ] && printf ',\n    { "prefix": "/mongo", "service": "readmongo", "uri": "%s",\n      "database": "bench", "collections": ["*"] }' "$MONGO_URI"
+			[ -n "$MONGO_URI" ] && [ -z "${NO_MONGO:-}" ] && printf ',\n    { "prefix": "/mongo", "service": "readmongo", "uri": "%s",\n      "database": "bench", "collections": ["*"] }' "$MONGO_URI"
 			printf ' ] }\n'
 		} >"$conf"
 		SERVER_CMD=("$CLUSTERD" -c "$conf")
