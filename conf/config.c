@@ -18,7 +18,7 @@ const char *const config_top_keys[] = {
 };
 const char *const config_limits_keys[] = {
 	"max_header_bytes", "max_body_bytes", "read_timeout_ms",
-	"keepalive_timeout_ms", NULL
+	"keepalive_timeout_ms", "header_timeout_ms", "body_timeout_ms", "max_connections", NULL
 };
 const char *const config_route_keys[] = { "prefix", "service", NULL };
 
@@ -239,7 +239,7 @@ parse_limits(struct config *cfg, json_object *root, char *err, size_t errlen)
 		json_object_get(o);
 	int rc = -1;
 	if (conf_check_keys(o, "limits", config_limits_keys, NULL, err, errlen) == 0 &&
-	    /* http_parser stops at 80 KiB of headers whatever we allow */
+	    /* 80 KiB: one request's head is held whole, in one buffer */
 	    conf_get_int(o, "limits", "max_header_bytes", 256, 80 * 1024, 8192,
 		&l->max_header_bytes, err, errlen) == 0 &&
 	    conf_get_int(o, "limits", "max_body_bytes", 0, 1LL << 30, 1 << 20,
@@ -247,7 +247,13 @@ parse_limits(struct config *cfg, json_object *root, char *err, size_t errlen)
 	    conf_get_int(o, "limits", "read_timeout_ms", 1, 3600000, 30000,
 		&l->read_timeout_ms, err, errlen) == 0 &&
 	    conf_get_int(o, "limits", "keepalive_timeout_ms", 0, 3600000, 5000,
-		&l->keepalive_timeout_ms, err, errlen) == 0)
+		&l->keepalive_timeout_ms, err, errlen) == 0 &&
+	    conf_get_int(o, "limits", "header_timeout_ms", 1, 3600000, 10000,
+		&l->header_timeout_ms, err, errlen) == 0 &&
+	    conf_get_int(o, "limits", "body_timeout_ms", 1, 3600000, 60000,
+		&l->body_timeout_ms, err, errlen) == 0 &&
+	    conf_get_int(o, "limits", "max_connections", 0, 16777216, 0,
+		&l->max_connections, err, errlen) == 0)
 		rc = 0;
 	json_object_put(o);
 	return rc;

@@ -41,6 +41,9 @@ struct limits_conf {
 	long long max_body_bytes;
 	long long read_timeout_ms;
 	long long keepalive_timeout_ms;  /* 0 disables keep-alive */
+	long long header_timeout_ms;     /* a request's line and headers, from its first byte */
+	long long body_timeout_ms;       /* its body, from the end of its headers */
+	long long max_connections;       /* per worker; 0: derived from the descriptor limit */
 };
 
 struct config {

@@ -24,6 +24,7 @@
 #define READ_BUF_SIZE (64 * 1024)
 #define LINGER_PAUSE_MS 2000         /* lingering close: the longest pause in the input */
 #define LINGER_TIME_MS 10000         /* lingering close: the longest in all */
+#define REAP_SCAN 64                 /* connections looked at for an idle one to close */
 
 static char read_buf[READ_BUF_SIZE];
 
@@ -74,6 +75,31 @@ write_out(struct conn *c)
 }
 
 /*
+ * A request under way must be in by its deadline, however steadily it
+ * trickles: the read timeout measures silence only, so the event's timeout
+ * is the nearer of the two, set again after every read. Only a request
+ * split across reads comes here; one that arrives whole never does.
+ */
+static void
+arm_deadline(struct conn *c)
+{
+	uint64_t now = now_ms();
+	long long left;
+	struct timeval tv;
+
+	if (c->deadline == 0)
+		c->deadline = now + (uint64_t)(c->in_body ? c->srv->lim.body_timeout_ms :
+		    c->srv->lim.header_timeout_ms);
+	left = c->deadline > now ? (long long)(c->deadline - now) : 0;
+	/* which of the two the timeout is: libevent's clock and ours round differently */
+	c->timer = left <= c->srv->lim.read_timeout_ms ? T_DEADLINE : T_READ;
+	if (left > c->srv->lim.read_timeout_ms)
+		left = c->srv->lim.read_timeout_ms;
+	tv = ms_tv(left);
+	event_add(c->rev, &tv);
+}
+
+/*
  * Reading stops while a client has much unanswered input or unread output
  * with us, so that no client can make a worker buffer without bound; it
  * also stops for good at end of file.
@@ -91,10 +117,13 @@ update_reading(struct conn *c)
 		c->paused = 1;
 		event_del(c->rev);
 	}
-	/* Idle between requests: keepalive; a request under way: read; in service: none. */
-	if (!c->paused)
-		set_timer(c, c->state == C_SERVICE ? T_NONE :
-		    c->state == C_READING ? T_READ : T_KEEPALIVE);
+	/* Idle between requests: keepalive; a request under way: its deadline; in service: none. */
+	if (c->paused)
+		return;
+	if (c->state == C_READING)
+		arm_deadline(c);
+	else
+		set_timer(c, c->state == C_SERVICE ? T_NONE : T_KEEPALIVE);
 }
 
 /*
@@ -233,7 +262,10 @@ on_read(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	c->busy++;
-	if (what & EV_TIMEOUT) {
+	if (c->state == C_READING && c->deadline != 0 &&
+	    ((what & EV_TIMEOUT) ? c->timer == T_DEADLINE : now_ms() >= c->deadline)) {
+		request_timeout(c);      /* whatever came, it came too late */
+	} else if (what & EV_TIMEOUT) {
 		/* Idle or too slow to send; a reply still being written has its own timeout. */
 		if (evbuffer_get_length(c->out) == 0)
 			conn_close(c);
@@ -299,6 +331,7 @@ conn_close(struct conn *c)
 	srv->nconns--;
 	free(c);
 	conn_drain_check(srv);
+	server_room(srv);
 	if (gone != NULL && gone->drain_cb != NULL)
 		fire_drain(gone);        /* a waiting stream learns the client left */
 }
@@ -329,6 +362,28 @@ conn_detach(struct conn *c)
 	srv->nconns--;
 	free(c);
 	conn_drain_check(srv);
+	server_room(srv);
+}
+
+/*
+ * The oldest connection idle between requests, which max_connections
+ * closes to make room (nginx reuses its keep-alive connections the same
+ * way), looking at the oldest few only; NULL if none.
+ */
+struct conn *
+conn_idle_oldest(struct http_server *srv)
+{
+	struct conn *c;
+	int looked = 0;
+
+	TAILQ_FOREACH(c, &srv->conns, link) {
+		if (++looked > REAP_SCAN)
+			break;
+		if (c->state == C_IDLE && c->timer == T_KEEPALIVE && c->busy == 0 &&
+		    c->pending_len == 0 && evbuffer_get_length(c->out) == 0)
+			return c;
+	}
+	return NULL;
 }
 
 void

@@ -1,7 +1,7 @@
 /*
  * The worker's HTTP/1.x server, as services and the worker see it:
  * connections accepted on the inherited listening sockets, requests parsed
- * with Node's http_parser, replies (JSON by default), streaming, keep-alive
+ * with llhttp (Node's parser, strict), replies (JSON by default), streaming, keep-alive
  * and pipelining, the limits, a graceful drain, request-completion hooks,
  * and the hand-over of a connection to a service (http_upgrade()).
  *
@@ -28,6 +28,9 @@ struct http_limits {
 	long long max_body_bytes;
 	long long read_timeout_ms;
 	long long keepalive_timeout_ms;      /* 0 disables keep-alive */
+	long long header_timeout_ms;         /* a request's line and headers, from its first byte */
+	long long body_timeout_ms;           /* its body, from the end of its headers */
+	long long max_connections;           /* 0: derived from RLIMIT_NOFILE */
 };
 
 /* Request methods as bits, so that a service can name the set it takes. */

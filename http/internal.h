@@ -17,7 +17,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
-#include <http_parser.h>
+#include <llhttp.h>
 
 #include "http/http.h"
 
@@ -28,13 +28,13 @@
 #define HOOKS_MAX 4                  /* request-completion subscribers */
 
 enum cstate { C_IDLE, C_READING, C_SERVICE };
-enum ctimer { T_NONE, T_READ, T_KEEPALIVE };
+enum ctimer { T_NONE, T_READ, T_KEEPALIVE, T_DEADLINE };
 
 struct conn {
 	struct http_server *srv;
 	int fd;
 	struct event *rev, *wev;
-	http_parser parser;
+	llhttp_t parser;
 	struct evbuffer *out;
 	char *pending;               /* input that arrived behind a request in service */
 	size_t pending_len;
@@ -52,7 +52,15 @@ struct conn {
 	struct timeval linger_end;
 	size_t header_bytes;
 	uint64_t body_bytes;
-	int limit_status;            /* 413 or 431 found by a parser callback */
+	int in_body;                 /* the request's headers are in, its body is not */
+	int head_scan, head_text;    /* scan_head()'s state */
+	const char *chunk_end;       /* where the last chunk data seen ended, in the input */
+	int chunk_term;              /* bytes of the CRLF after it seen so far */
+	int in_chunk_term;           /* between a chunk's data and its chunk_complete */
+	int chunk_paused;            /* llhttp paused at a chunk's end */
+	uint64_t deadline;           /* now_ms() by which the head (or body) must be in; 0: unset */
+	int limit_status;            /* a refusal found by a parser callback */
+	const char *refusal;         /* and its reason, when it has its own */
 	int in_value;                /* the parser is inside a header's value */
 	struct sockaddr_storage peer;
 	TAILQ_ENTRY(conn) link;
@@ -68,7 +76,7 @@ struct http_req {
 	struct conn *conn;           /* NULL once the connection is gone */
 	struct http_server *srv;
 	enum http_verb method;
-	unsigned method_code;        /* http_parser's, for the access log */
+	unsigned method_code;        /* llhttp's, for the access log */
 	char *url;                   /* url_inline, or the heap for a long target */
 	size_t url_len, url_cap;
 	const char *path, *query;    /* into url, once split */
@@ -111,6 +119,11 @@ struct http_server {
 	struct event **lev;
 	size_t nlev;
 	struct event *accept_resume;
+	size_t max_conns;                    /* limits.max_connections, or derived */
+	int full;                            /* at max_conns: accepting paused or reaping */
+	uint64_t reaped;                     /* idle connections closed for room, this episode */
+	int reserve_fd;                      /* spent to accept-and-close when out of descriptors */
+	uint64_t shed;                       /* connections closed that way, this episode */
 	TAILQ_HEAD(, conn) conns;
 	size_t nconns;
 	const struct timeval *read_tv, *keepalive_tv;
@@ -137,11 +150,16 @@ void conn_on_eof(struct conn *c);
 void conn_set_keepalive_timer(struct conn *c);
 void conn_drain_check(struct http_server *srv);
 void conn_detach(struct conn *c);
+struct conn *conn_idle_oldest(struct http_server *srv);
+
+/* server.c */
+void server_room(struct http_server *srv);
 void fire_drain(struct http_req *r);
 
 /* parse.c */
 void parse_init(struct conn *c);
 void process(struct conn *c, const char *data, size_t len);
+void request_timeout(struct conn *c);
 
 /* request.c */
 struct http_req *req_new(struct conn *c);

@@ -208,7 +208,7 @@ const char *
 http_req_method_name(const struct http_req *req)
 {
 	return req->method_code == NO_METHOD ? "-" :
-	    http_method_str((enum http_method)req->method_code);
+	    llhttp_method_name((llhttp_method_t)req->method_code);
 }
 
 const char *

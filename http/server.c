@@ -5,8 +5,10 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,16 +19,94 @@
 #define ACCEPT_BATCH 64
 #define ACCEPT_PAUSE_MS 100          /* out of descriptors: wait before accepting */
 #define DRAIN_GRACE_MS 1000          /* idle keep-alive while draining */
+#define FD_SPARE 64                  /* descriptors kept from connections: logs, MongoDB, pipes */
+
+static void
+listeners_set(struct http_server *srv, int on)
+{
+	for (size_t i = 0; i < srv->nlev; i++)
+		if (on)
+			event_add(srv->lev[i], NULL);
+		else
+			event_del(srv->lev[i]);
+}
 
 static void
 accept_resume(evutil_socket_t fd, short what, void *arg)
 {
-	struct http_server *srv = arg;
-
 	(void)fd;
 	(void)what;
-	for (size_t i = 0; i < srv->nlev; i++)
-		event_add(srv->lev[i], NULL);
+	listeners_set(arg, 1);
+}
+
+/*
+ * At max_connections, room is made by closing an idle keep-alive
+ * connection once a new one is accepted; when none is idle, accepting
+ * stops until one ends (server_room()), and new connections wait in the
+ * backlog, where the kernel holds them for free. -1 when there is no room;
+ * else 0, with *victim the connection to close, if any.
+ */
+static int
+make_room(struct http_server *srv, struct conn **victim)
+{
+	*victim = NULL;
+	if (srv->nconns < srv->max_conns)
+		return 0;
+	if (!srv->full) {
+		srv->full = 1;
+		log_warn("%zu connections, limits.max_connections: closing idle keep-alive "
+		    "connections for new ones, else leaving them in the backlog", srv->nconns);
+	}
+	if ((*victim = conn_idle_oldest(srv)) != NULL)
+		return 0;
+	listeners_set(srv, 0);
+	return -1;
+}
+
+/* A connection ended: accepting goes on if it had stopped for want of room. */
+void
+server_room(struct http_server *srv)
+{
+	if (srv->full && srv->nconns < srv->max_conns && srv->nlev > 0 &&
+	    !event_pending(srv->accept_resume, EV_TIMEOUT, NULL))
+		listeners_set(srv, 1);
+}
+
+/* The backlog is empty: an episode of being full ends if there is room. */
+static void
+caught_up(struct http_server *srv)
+{
+	if (srv->full && srv->nconns < srv->max_conns) {
+		log_info("below limits.max_connections again: %llu idle connections were closed for room",
+		    (unsigned long long)srv->reaped);
+		srv->full = 0;
+		srv->reaped = 0;
+	}
+}
+
+/*
+ * Out of descriptors (other than connections: max_connections keeps
+ * FD_SPARE of them): the reserve descriptor is spent to accept the
+ * connection and close it at once, so that the client learns now instead
+ * of waiting in the backlog, and the listening socket does not wake the
+ * loop again and again. 0 if it did; -1 if there is no reserve.
+ */
+static int
+shed(struct http_server *srv, int lfd)
+{
+	int fd;
+
+	if (srv->reserve_fd < 0)
+		return -1;
+	close(srv->reserve_fd);
+	if ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+		close(fd);
+		if (srv->shed++ == 0)
+			log_warn("accept: %s: closing new connections unanswered until "
+			    "descriptors are free", strerror(EMFILE));
+	}
+	srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return fd >= 0 ? 0 : -1;
 }
 
 static void
@@ -39,23 +119,55 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
 
 	(void)what;
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		struct conn *victim;
+
+		if (make_room(srv, &victim) == -1)
+			return;
 		len = sizeof(peer);
 		fd = accept4(lfd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
+			if (victim != NULL) {
+				conn_close(victim);
+				srv->reaped++;
+			}
+			if (srv->shed > 0) {
+				log_warn("accept: descriptors free again: %llu connections were "
+				    "closed unanswered", (unsigned long long)srv->shed);
+				srv->shed = 0;
+			}
 			conn_new(srv, fd, &peer);
 			continue;
 		}
 		if (errno == EINTR || errno == ECONNABORTED)
 			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			caught_up(srv);
+			return;
+		}
+		if ((errno == EMFILE || errno == ENFILE) && shed(srv, lfd) == 0)
+			continue;
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 			struct timeval tv = ms_tv(ACCEPT_PAUSE_MS);
 			log_warn("accept: %s: pausing for %d ms", strerror(errno), ACCEPT_PAUSE_MS);
-			for (size_t j = 0; j < srv->nlev; j++)
-				event_del(srv->lev[j]);
+			listeners_set(srv, 0);
 			evtimer_add(srv->accept_resume, &tv);
 		}
 		return;
 	}
+}
+
+/* limits.max_connections, or what the open-files limit leaves for connections. */
+static size_t
+max_connections(const struct http_limits *lim)
+{
+	struct rlimit rl;
+
+	if (lim->max_connections > 0)
+		return (size_t)lim->max_connections;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur == RLIM_INFINITY)
+		return 1 << 20;
+	return rl.rlim_cur > 2 * FD_SPARE ? (size_t)rl.rlim_cur - FD_SPARE :
+	    rl.rlim_cur > 2 ? (size_t)rl.rlim_cur / 2 : 1;
 }
 
 static void
@@ -84,6 +196,8 @@ http_server_new(struct event_base *base, const struct http_limits *lim,
 		return NULL;
 	srv->base = base;
 	srv->lim = *lim;
+	srv->max_conns = max_connections(lim);
+	srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	srv->handler = handler;
 	srv->arg = arg;
 	TAILQ_INIT(&srv->conns);
@@ -213,5 +327,7 @@ http_server_free(struct http_server *srv)
 		event_free(srv->accept_resume);
 	if (srv->drain_ev != NULL)
 		event_free(srv->drain_ev);
+	if (srv->reserve_fd >= 0)
+		close(srv->reserve_fd);
 	free(srv);
 }

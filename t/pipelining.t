@@ -70,7 +70,7 @@ is($answered, int($sent / length $get), "once it reads, all $answered requests a
 close $s;
 
 # absolute-form targets: the path starts after the authority.
-for my $case ([ 'http://host/dummy', 200 ], [ 'http://host?a=/dummy', 404 ], [ 'http://host', 404 ],
+for my $case ([ 'http://host/dummy', 200 ], [ 'http://host?a=/dummy', 400 ], [ 'http://host', 400 ],
               [ 'http://host/dummy?x=1', 200 ]) {
     my ($target, $want) = @$case;
     my ($code) = $c->get($target);

@@ -156,7 +156,9 @@ send_all(int fd, const char *s)
 int
 main(void)
 {
-	struct http_limits lim = { 8192, 1 << 20, 5000, 5000 };
+	struct http_limits lim = { .max_header_bytes = 8192, .max_body_bytes = 1 << 20,
+	    .read_timeout_ms = 5000, .keepalive_timeout_ms = 5000, .header_timeout_ms = 5000,
+	    .body_timeout_ms = 5000 };
 	struct sockaddr_in sa = { .sin_family = AF_INET };
 	socklen_t slen = sizeof(sa);
 	char buf[8192], allow[64];

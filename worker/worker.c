@@ -320,6 +320,9 @@ setup_loop(const struct worker_args *a)
 		.max_body_bytes = a->cfg->limits.max_body_bytes,
 		.read_timeout_ms = a->cfg->limits.read_timeout_ms,
 		.keepalive_timeout_ms = a->cfg->limits.keepalive_timeout_ms,
+		.header_timeout_ms = a->cfg->limits.header_timeout_ms,
+		.body_timeout_ms = a->cfg->limits.body_timeout_ms,
+		.max_connections = a->cfg->limits.max_connections,
 	};
 	if ((W.router = router_new(a->cfg, &W.info)) == NULL ||
 	    (W.http = http_server_new(W.base, &lim, router_handle, W.router)) == NULL ||
