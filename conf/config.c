@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "conf/config.h"
+#include "conf/strict.h"
 
 const char *const config_top_keys[] = {
 	"listen", "workers", "pid_file", "error_log", "log_level",
@@ -23,6 +24,7 @@ const char *const config_limits_keys[] = {
 const char *const config_route_keys[] = { "prefix", "service", NULL };
 
 #define MAX_WORKERS 1024
+#define RLIMIT_NOFILE_MIN 32
 
 static bool
 key_in(const char *key, const char *const *list)
@@ -295,13 +297,6 @@ parse_route(struct config *cfg, json_object *r, size_t idx, char *err, size_t er
 		goto out;
 	}
 	rt->prefix_len = strlen(rt->prefix);
-	for (size_t i = 0; i < idx; i++) {
-		if (strcmp(cfg->routes[i].prefix, rt->prefix) == 0) {
-			snprintf(err, errlen, "%s.prefix: duplicate prefix \"%s\" (also routes[%zu])",
-			    path, rt->prefix, i);
-			goto out;
-		}
-	}
 	/* The service and its options are the master's to resolve, through svc/. */
 	rt->service_name = svc;
 	svc = NULL;
@@ -310,6 +305,65 @@ parse_route(struct config *cfg, json_object *r, size_t idx, char *err, size_t er
 out:
 	free(svc);
 	return rc;
+}
+
+/* 0 (the hard limit), or enough for a worker's own descriptors and then some. */
+static int
+parse_rlimit(struct config *cfg, json_object *root, char *err, size_t errlen)
+{
+	if (conf_get_int(root, "", "worker_rlimit_nofile", 0, 1 << 24, 0,
+	    &cfg->worker_rlimit_nofile, err, errlen) == -1)
+		return -1;
+	if (cfg->worker_rlimit_nofile > 0 && cfg->worker_rlimit_nofile < RLIMIT_NOFILE_MIN) {
+		snprintf(err, errlen, "worker_rlimit_nofile: %lld is too few for a worker's own "
+		    "descriptors (loop, master, listeners, logs): 0 or %d to %d",
+		    cfg->worker_rlimit_nofile, RLIMIT_NOFILE_MIN, 1 << 24);
+		return -1;
+	}
+	return 0;
+}
+
+static const struct route_conf *sort_routes;
+
+/* By prefix, then by position: the first of equals comes first. */
+static int
+by_prefix(const void *a, const void *b)
+{
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	int c = strcmp(sort_routes[i].prefix, sort_routes[j].prefix);
+
+	return c != 0 ? c : i < j ? -1 : i > j;
+}
+
+/* No two routes with one prefix: sorted, in O(n log n) however many routes. */
+static int
+check_prefixes(struct config *cfg, char *err, size_t errlen)
+{
+	size_t *order = malloc(cfg->nroutes * sizeof(*order)), dup = 0, first = 0;
+	int found = 0;
+
+	if (order == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		order[i] = i;
+	sort_routes = cfg->routes;
+	qsort(order, cfg->nroutes, sizeof(*order), by_prefix);
+	/* of all duplicates, the one the earliest in the file is named */
+	for (size_t k = 1; k < cfg->nroutes; k++) {
+		if (strcmp(cfg->routes[order[k]].prefix, cfg->routes[order[k - 1]].prefix) == 0 &&
+		    (!found || order[k] < dup)) {
+			found = 1;
+			dup = order[k];
+			first = order[k - 1];
+		}
+	}
+	free(order);
+	if (found)
+		snprintf(err, errlen, "routes[%zu].prefix: duplicate prefix \"%s\" (also routes[%zu])",
+		    dup, cfg->routes[dup].prefix, first);
+	return found ? -1 : 0;
 }
 
 static int
@@ -336,7 +390,7 @@ parse_routes(struct config *cfg, json_object *root, char *err, size_t errlen)
 		if (parse_route(cfg, json_object_array_get_idx(v, i), i, err, errlen) == -1)
 			return -1;
 	}
-	return 0;
+	return check_prefixes(cfg, err, errlen);
 }
 
 /*
@@ -444,8 +498,7 @@ parse_root(struct config *cfg, json_object *root, char *err, size_t errlen)
 	    conf_get_string(root, "", "log_level", false, "info", &level, err, errlen) == -1 ||
 	    conf_get_int(root, "", "shutdown_timeout_ms", 0, 3600000, 10000,
 		&cfg->shutdown_timeout_ms, err, errlen) == -1 ||
-	    conf_get_int(root, "", "worker_rlimit_nofile", 0, 1 << 24, 0,
-		&cfg->worker_rlimit_nofile, err, errlen) == -1 ||
+	    parse_rlimit(cfg, root, err, errlen) == -1 ||
 	    parse_supervision(cfg, root, err, errlen) == -1 ||
 	    conf_get_string(root, "", "user", false, NULL, &cfg->user, err, errlen) == -1 ||
 	    conf_get_string(root, "", "group", false, NULL, &cfg->group, err, errlen) == -1 ||
@@ -532,6 +585,8 @@ config_parse(const char *path, const char *text, size_t len,
 		    e == json_tokener_continue ? "unexpected end of file" : json_tokener_error_desc(e));
 		goto fail;
 	}
+	if (json_strict_check(text, len, why, sizeof(why)) == -1)
+		goto fail;
 	for (; end < len; end++) {
 		if (text[end] != ' ' && text[end] != '\n' && text[end] != '\t' && text[end] != '\r') {
 			int line, col;

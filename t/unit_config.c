@@ -1,7 +1,9 @@
 /* The config parser: defaults, overrides, and an error naming file, key and problem. */
 #include "config.h"
 
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "conf/config.h"
 #include "svc/service.h"
@@ -96,6 +98,54 @@ main(void)
 	bad("{\n\n" MIN "\n", "line 4, column 1: invalid JSON: unexpected end of file", "unexpected end of file says where");
 	bad("{" MIN "} x", "trailing data", "trailing data");
 	bad("[]", "one JSON object", "not an object");
+	/* strict: what json-c takes and a config must not have */
+	bad("{" MIN ",\"routes\":[{\"prefix\":\"/e\",\"service\":\"dummy\"}]}",
+	    "routes: line 1, column 75: a duplicate key", "a duplicate key is an error naming it");
+	bad("{" MIN ",\"limits\":{\"max_body_bytes\":1,\n\"max_body_bytes\":2}}",
+	    "limits.max_body_bytes: line 2, column 1: a duplicate key", "a nested duplicate key names its path");
+	bad("{" MIN ",\"workers\":2,}", "test.conf: line 1, column 86: a trailing comma", "a trailing comma in an object");
+	bad("{\"listen\":[\"127.0.0.1:8080\",],\"routes\":[{\"prefix\":\"/d\",\"service\":\"dummy\"}]}",
+	    "test.conf: listen: line 1, column 28: a trailing comma", "a trailing comma in an array");
+	bad("{" MIN ",\"pid_file\":\"/tmp/a\\u0000b\"}", "pid_file: line 1, column 93: a string holds \\u0000",
+	    "\\u0000 in a string");
+	bad("{\"listen\":[\"127.0.0.1:8080\\u0000x\"],\"routes\":[{\"prefix\":\"/d\",\"service\":\"dummy\"}]}",
+	    "listen[0]: line 1, column 27: a string holds \\u0000", "\\u0000 in an array's string");
+	bad("{" MIN ",\"worker_rlimit_nofile\":3}", "worker_rlimit_nofile: 3 is too few",
+	    "worker_rlimit_nofile 3 is too few");
+	bad("{\"listen\":[\"localhost:8080\",\"127.0.0.1:8080\"],\"routes\":[{\"prefix\":\"/d\",\"service\":\"dummy\"}]}",
+	    "listen[1]: duplicate address", "localhost:P beside 127.0.0.1:P");
+	{
+		/* comments, escapes and equal keys in different objects are fine */
+		const char *text = "{ /* c */ \"listen\":[\"127.0.0.1:8080\"], // x\n"
+		    "\"routes\":[{\"prefix\":\"/d\",\"service\":\"dummy\"},"
+		    "{\"prefix\":\"/\\u0065\",\"service\":\"dummy\"}], \"limits\":{\"max_body_bytes\":5}}";
+		cfg = config_parse("t.conf", text, strlen(text), NULL, err, sizeof(err));
+		ok(cfg != NULL && cfg->nroutes == 2 && strcmp(cfg->routes[1].prefix, "/e") == 0,
+		    "comments, escapes, one key in two objects: accepted");
+		if (cfg == NULL)
+			printf("# %s\n", err);
+		config_free(cfg);
+	}
+	{
+		/* 200k routes validate in O(n log n): a quadratic check takes minutes */
+		size_t n = 200000, cap = n * 48 + 256, len = 0;
+		char *text = malloc(cap);
+		struct timespec t0, t1;
+		len += (size_t)snprintf(text + len, cap - len, "{\"listen\":[\"127.0.0.1:8080\"],\"routes\":[");
+		for (size_t i = 0; i < n; i++)
+			len += (size_t)snprintf(text + len, cap - len, "%s{\"prefix\":\"/r%zu\",\"service\":\"dummy\"}",
+			    i ? "," : "", i);
+		len += (size_t)snprintf(text + len, cap - len, ",{\"prefix\":\"/r17\",\"service\":\"dummy\"}]}");
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		cfg = config_parse("t.conf", text, len, NULL, err, sizeof(err));
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		ok(cfg == NULL && strstr(err, "routes[200000].prefix: duplicate prefix \"/r17\" (also routes[17])") != NULL,
+		    "a duplicate among 200001 routes is found");
+		printf("# %ld ms\n", (long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));
+		ok(t1.tv_sec - t0.tv_sec < 20, "  ... in well under 20 s");
+		config_free(cfg);
+		free(text);
+	}
 	bad("{" MIN ",\"wrokers\":2}", "wrokers: unknown key", "unknown key");
 	bad("{\"routes\":[{\"prefix\":\"/d\",\"service\":\"dummy\"}]}", "listen: required",
 	    "missing listen");
