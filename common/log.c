@@ -100,6 +100,20 @@ log_level_parse(const char *name, enum log_level *out)
 	return -1;
 }
 
+static char last_error[512];
+
+const char *
+log_last_error(void)
+{
+	return last_error;
+}
+
+void
+log_forget_error(void)
+{
+	last_error[0] = '\0';
+}
+
 /* Formats and writes one line; to stderr as well when also_stderr. */
 static void
 log_line(enum log_level level, int also_stderr, const char *fmt, va_list ap)
@@ -118,6 +132,8 @@ log_line(enum log_level level, int also_stderr, const char *fmt, va_list ap)
 	n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ld [%s] %ld %s: ",
 	    (long)tv.tv_usec / 1000, level_names[level], (long)getpid(), log_role);
 	vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+	if (level == LL_ERROR)       /* what a worker that cannot start tells the master */
+		snprintf(last_error, sizeof(last_error), "%s", line + n);
 	n = strlen(line);
 	if (n > sizeof(line) - 2)
 		n = sizeof(line) - 2;

@@ -37,6 +37,11 @@ void log_msg(enum log_level level, const char *fmt, ...)
  */
 void log_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* The message of the last error logged since log_forget_error(), "" if none. */
+const char *log_last_error(void);
+/* A new worker forgets the master's last error, inherited with its memory. */
+void log_forget_error(void);
+
 /*
  * For setup errors that leave nothing sensible to do (an allocation of
  * the process's own fixed state, an event base): logs the reason as an

@@ -22,17 +22,20 @@
  * its enum value, its struct in ipc.h's union, and one entry here; the
  * codec below never names a type.
  */
-enum ftype { F_COUNT, F_ENUM };   /* a non-negative int64; an enum as a name */
+enum ftype { F_COUNT, F_ENUM, F_TEXT };   /* a non-negative int64; an enum as a name; a string */
 
 struct field {
 	const char *key;
 	enum ftype type;
 	size_t off;                  /* in struct ipc_msg */
 	const char *const *names;    /* F_ENUM: the names of 0, 1, ... */
+	size_t size;                 /* F_TEXT: of its char array, NUL included */
 };
 
-#define COUNT(key, member) { key, F_COUNT, offsetof(struct ipc_msg, member), NULL }
-#define ENUM(key, member, names) { key, F_ENUM, offsetof(struct ipc_msg, member), names }
+#define COUNT(key, member) { key, F_COUNT, offsetof(struct ipc_msg, member), NULL, 0 }
+#define ENUM(key, member, names) { key, F_ENUM, offsetof(struct ipc_msg, member), names, 0 }
+#define TEXT(key, member) { key, F_TEXT, offsetof(struct ipc_msg, member), NULL, \
+	sizeof(((struct ipc_msg *)0)->member) }
 #define MAX_FIELDS 4
 
 static const char *const shutdown_modes[] = { "graceful", "fast", NULL };
@@ -47,8 +50,9 @@ static const struct kind {
 	{ IPC_STATS, "stats", { COUNT("pid", u.stats.pid), COUNT("requests", u.stats.requests),
 	    COUNT("in_flight", u.stats.in_flight), COUNT("connections", u.stats.connections) } },
 	{ IPC_SHUTDOWN, "shutdown", { ENUM("mode", u.shutdown.mode, shutdown_modes) } },
-	{ IPC_REOPEN, "reopen", { { NULL, F_COUNT, 0, NULL } } },
-	{ IPC_DRAIN, "drain", { { NULL, F_COUNT, 0, NULL } } },
+	{ IPC_REOPEN, "reopen", { { NULL, F_COUNT, 0, NULL, 0 } } },
+	{ IPC_DRAIN, "drain", { { NULL, F_COUNT, 0, NULL, 0 } } },
+	{ IPC_FAILED, "failed", { COUNT("pid", u.failed.pid), TEXT("reason", u.failed.reason) } },
 };
 
 /* F_ENUM members are enums, read and written as int. */
@@ -83,6 +87,12 @@ enum_at(const struct ipc_msg *msg, const struct field *f)
 	return (int *)(void *)((char *)(uintptr_t)msg + f->off);
 }
 
+static char *
+text_at(const struct ipc_msg *msg, const struct field *f)
+{
+	return (char *)(uintptr_t)msg + f->off;
+}
+
 static json_object *
 encode_field(const struct ipc_msg *msg, const struct field *f)
 {
@@ -90,6 +100,9 @@ encode_field(const struct ipc_msg *msg, const struct field *f)
 
 	if (f->type == F_COUNT)
 		return json_object_new_int64(*count_at(msg, f));
+	if (f->type == F_TEXT)
+		return json_object_new_string_len(text_at(msg, f), (int)strnlen(text_at(msg, f),
+		    f->size - 1));
 	v = *enum_at(msg, f);
 	for (int i = 0; f->names[i] != NULL; i++)
 		if (i == v)
@@ -142,6 +155,22 @@ decode_field(json_object *o, struct ipc_msg *msg, const struct field *f, char *e
 			return -1;
 		}
 		*count_at(msg, f) = n;
+		return 0;
+	}
+	if (f->type == F_TEXT) {
+		if (!json_object_object_get_ex(o, f->key, &v) ||
+		    !json_object_is_type(v, json_type_string)) {
+			snprintf(err, errlen, "\"%s\" must be a string", f->key);
+			return -1;
+		}
+		if ((size_t)json_object_get_string_len(v) >= f->size ||
+		    strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v)) {
+			snprintf(err, errlen, "\"%s\" must be a string of less than %zu bytes "
+			    "with no NUL", f->key, f->size);
+			return -1;
+		}
+		memcpy(text_at(msg, f), json_object_get_string(v),
+		    (size_t)json_object_get_string_len(v) + 1);
 		return 0;
 	}
 	if (!json_object_object_get_ex(o, f->key, &v) ||

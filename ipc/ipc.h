@@ -9,6 +9,8 @@
  *   worker -> master  {"type":"ready","pid":N,"slot":N,"generation":N}
  *   worker -> master  {"type":"stats","pid":N,"requests":N,"in_flight":N,"connections":N}
  *                     every heartbeat_interval_ms, from the worker's loop: its heartbeat
+ *   worker -> master  {"type":"failed","pid":N,"reason":"..."}   it cannot get ready,
+ *                                        and exits: why, for the master to report
  *   master -> worker  {"type":"shutdown","mode":"graceful"|"fast"}
  *   master -> worker  {"type":"reopen"}
  *   master -> worker  {"type":"drain"}   a graceful stop begins: fail health checks,
@@ -29,7 +31,10 @@ enum ipc_type {
 	IPC_SHUTDOWN,
 	IPC_REOPEN,
 	IPC_DRAIN,
+	IPC_FAILED,
 };
+
+#define IPC_REASON_MAX 512
 
 enum ipc_shutdown_mode { IPC_SHUTDOWN_GRACEFUL, IPC_SHUTDOWN_FAST };
 
@@ -39,6 +44,7 @@ struct ipc_msg {
 		struct { int64_t pid, slot, generation; } ready;
 		struct { int64_t pid, requests, in_flight, connections; } stats;
 		struct { enum ipc_shutdown_mode mode; } shutdown;
+		struct { int64_t pid; char reason[IPC_REASON_MAX]; } failed;
 	} u;
 };
 

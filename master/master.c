@@ -37,6 +37,7 @@
 #include "master/listen.h"
 #include "master/master.h"
 #include "master/notify.h"
+#include "master/paths.h"
 #include "master/pidfile.h"
 #include "master/restart.h"
 #include "master/supervise.h"
@@ -72,6 +73,7 @@ struct worker {
 	int stats_block;             /* its block of the shared figures, -1: none */
 	time_t started_at;           /* wall clock, for clusterd_worker_start_time_seconds */
 	bool hung;
+	char failure[IPC_REASON_MAX];    /* why it cannot get ready, if it said */
 	LIST_ENTRY(worker) link;
 };
 
@@ -84,6 +86,7 @@ static struct {
 	struct event_base *base;
 	const struct config_overrides *ov;
 	struct generation *current;
+	struct generation *serving;  /* the last generation that got ready; NULL before */
 	LIST_HEAD(, generation) gens;
 	LIST_HEAD(, worker) workers;
 	struct slot *slots;
@@ -107,6 +110,7 @@ static struct {
 	int stopping;                /* 0, or the IPC shutdown mode + 1 */
 	long next_gen;
 	bool announced;              /* the current generation was logged ready */
+	bool start_failed;           /* the first generation cannot get ready */
 	int exit_status;
 } M;
 
@@ -120,7 +124,8 @@ master_load_config(const char *path, const struct config_overrides *ov, char *er
 {
 	struct config *cfg = config_load(path, ov, err, errlen);
 
-	if (cfg != NULL && svc_resolve_routes(cfg, err, errlen) == -1) {
+	if (cfg != NULL && (svc_resolve_routes(cfg, err, errlen) == -1 ||
+	    paths_check(cfg, err, errlen) == -1)) {
 		config_free(cfg);
 		return NULL;
 	}
@@ -161,7 +166,7 @@ gen_release_unused(void)
 
 	for (g = LIST_FIRST(&M.gens); g != NULL; g = next) {
 		next = LIST_NEXT(g, link);
-		if (g == M.current || g->live > 0)
+		if (g == M.current || g == M.serving || g->live > 0)
 			continue;
 		LIST_REMOVE(g, link);
 		config_free(g->cfg);
@@ -366,6 +371,7 @@ check_generation_ready(void)
 		}
 	}
 	M.announced = true;
+	M.serving = g;
 	stat_add(&stats->restarts[REASON_RELOAD], (uint64_t)retired);
 	if (g->id > 1) {             /* a reload, not the start */
 		stat_add(&stats->reloads_ok, 1);
@@ -594,6 +600,10 @@ on_worker_msg(struct worker *w, const struct ipc_msg *m)
 		if (w->gen != M.current && M.announced && w->state != W_RETIRING)
 			stop_worker(w, IPC_SHUTDOWN_GRACEFUL);
 		break;
+	case IPC_FAILED:
+		if (m->u.failed.pid == w->pid && w->state == W_STARTING)
+			snprintf(w->failure, sizeof(w->failure), "%s", m->u.failed.reason);
+		break;
 	case IPC_STATS:
 		/* The worker's loop sent it: the heartbeat. */
 		w->sv.last_beat_ms = now_ms();
@@ -704,6 +714,50 @@ describe_status(int status, char *buf, size_t len)
 		snprintf(buf, len, "status %d", status);
 }
 
+static void reload_failed(const char *err);
+static void stop_all(enum ipc_shutdown_mode mode);
+
+/*
+ * The current generation cannot get ready. At start, the master gives up
+ * (as nginx does) with the reason on stderr. On a reload the generation is
+ * abandoned: its workers stop, the one serving goes on as the current one,
+ * and the reload is reported failed.
+ */
+static void
+not_ready(const char *why)
+{
+	struct generation *g = M.current;
+	struct worker *w;
+	char err[IPC_REASON_MAX + 256];
+
+	if (M.serving == NULL) {
+		log_fail("cannot start: generation %ld cannot get ready: %s", g->id, why);
+		M.start_failed = true;
+		stop_all(IPC_SHUTDOWN_FAST);
+		return;
+	}
+	snprintf(err, sizeof(err), "generation %ld cannot get ready, generation %ld goes on "
+	    "serving: %s", g->id, M.serving->id, why);
+	reload_failed(err);
+	LIST_FOREACH(w, &M.workers, link)
+		if (w->gen == g && w->state != W_RETIRING)
+			stop_worker(w, IPC_SHUTDOWN_FAST);
+	M.current = M.serving;
+	M.announced = true;
+	if (strcmp(g->cfg->error_log, M.current->cfg->error_log) != 0 &&
+	    log_open(M.current->cfg->error_log) == -1)
+		log_error("cannot reopen the error log %s: %s", M.current->cfg->error_log,
+		    strerror(errno));
+	log_set_level(M.current->cfg->log_level);
+	arm_heartbeat(M.current->cfg);
+	/* A slot of the serving generation left empty meanwhile gets a worker again. */
+	for (int s = 0; s < M.nslots; s++) {
+		cancel_respawn(s);
+		if (s < M.current->cfg->workers && !slot_covered(s, NULL))
+			spawn(s, M.current);
+	}
+}
+
 static void
 reap(void)
 {
@@ -720,6 +774,16 @@ reap(void)
 		int slot = w->slot;
 		bool current = w->gen == M.current;
 		uint64_t lived = now_ms() - w->started_ms;
+		/*
+		 * It exited on its own before it was ready, in a generation not
+		 * yet serving: that generation cannot get ready. (One killed by
+		 * a signal is only restarted.)
+		 */
+		bool cannot = !expected && current && !M.announced && w->state == W_STARTING &&
+		    (w->failure[0] != '\0' || (WIFEXITED(status) && WEXITSTATUS(status) != 0));
+		char why[IPC_REASON_MAX + 128];
+		snprintf(why, sizeof(why), "its worker for slot %d exited before it was ready: %s",
+		    slot, w->failure[0] ? w->failure : how);
 		if (w->hung)
 			log_error("hung worker %ld (slot %d, generation %ld) ended: %s", (long)pid,
 			    slot, w->gen->id, how);
@@ -730,6 +794,10 @@ reap(void)
 			log_error("worker %ld (slot %d, generation %ld) died unexpectedly: %s",
 			    (long)pid, slot, w->gen->id, how);
 		worker_free(w);
+		if (cannot) {
+			not_ready(why);
+			continue;
+		}
 		if (!expected)
 			stat_add(&stats->restarts[REASON_CRASH], 1);
 		/* A replacement already on its way (recycling) takes the slot. */
@@ -1262,7 +1330,7 @@ master_run(struct config *cfg, const struct config_overrides *ov)
 		spawn(s, M.current);
 	event_base_dispatch(M.base);
 	log_info("exiting");
-	M.exit_status = 0;
+	M.exit_status = M.start_failed ? 1 : 0;
 out:
 	cleanup();
 	return M.exit_status;

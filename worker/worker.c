@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -366,6 +367,26 @@ teardown(void)
 	log_close();
 }
 
+/*
+ * The worker cannot get ready: it says why, in the log and to the master,
+ * which reports it where the operator looks (and stops, or abandons the
+ * reload), and exits.
+ */
+static void __attribute__((noreturn, format(printf, 2, 3)))
+init_failed(const struct worker_args *a, const char *fmt, ...)
+{
+	struct ipc_msg m = { .type = IPC_FAILED };
+	va_list ap;
+
+	m.u.failed.pid = getpid();
+	va_start(ap, fmt);
+	vsnprintf(m.u.failed.reason, sizeof(m.u.failed.reason), fmt, ap);
+	va_end(ap);
+	log_error("cannot start: %s", m.u.failed.reason);
+	(void)ipc_send(a->ipc_fd, &m);
+	exit(1);
+}
+
 void
 worker_run(const struct worker_args *a)
 {
@@ -379,16 +400,20 @@ worker_run(const struct worker_args *a)
 	W.info.generation = a->generation;
 	snprintf(role, sizeof(role), "worker slot %d", a->slot);
 	log_set_role(role);
+	log_forget_error();
 	detach_from_master(a);
 	raise_nofile(a->cfg->worker_rlimit_nofile);
 	/* Opened before dropping privileges, as the master made them ours. */
 	if (accesslog_open(a->cfg->access_log, a->cfg->access_log_format) == -1)
-		fatal("cannot open the access log %s: %s", a->cfg->access_log, strerror(errno));
+		init_failed(a, "cannot open the access log %s: %s", a->cfg->access_log,
+		    strerror(errno));
 	if (drop_privileges(a->cfg) == -1)
-		exit(1);
+		init_failed(a, "%s", log_last_error());
 	follow_master(a->master);    /* a credential change cleared it */
-	if (setup_loop(a) == -1)
-		fatal("cannot start: %s", strerror(errno));
+	errno = 0;
+	if (setup_loop(a) == -1)     /* a service that fails says why in the log */
+		init_failed(a, "%s", *log_last_error() ? log_last_error() :
+		    errno ? strerror(errno) : "setting up the loop failed");
 	ready.u.ready.pid = W.info.pid;
 	ready.u.ready.slot = a->slot;
 	ready.u.ready.generation = a->generation;
