@@ -59,6 +59,27 @@ main(void)
 	ok(ipc_decode(buf, (size_t)n, &out, err, sizeof(err)) == 0 && out.type == IPC_REOPEN,
 	    "reopen round trip");
 
+	m = (struct ipc_msg){ .type = IPC_FAILED, .u.failed.pid = 42 };
+	snprintf(m.u.failed.reason, sizeof(m.u.failed.reason), "cannot open \"x\": denied");
+	n = ipc_encode(&m, buf, sizeof(buf));
+	is_str(buf, "{\"type\":\"failed\",\"pid\":42,\"reason\":\"cannot open \\\"x\\\": denied\"}",
+	    "failed wire format");
+	ok(ipc_decode(buf, (size_t)n, &out, err, sizeof(err)) == 0 && out.u.failed.pid == 42 &&
+	    strcmp(out.u.failed.reason, "cannot open \"x\": denied") == 0, "failed round trip");
+	memset(m.u.failed.reason, 'a', sizeof(m.u.failed.reason) - 1);
+	m.u.failed.reason[sizeof(m.u.failed.reason) - 1] = '\0';
+	n = ipc_encode(&m, buf, sizeof(buf));
+	ok(n > 0 && ipc_decode(buf, (size_t)n, &out, err, sizeof(err)) == 0 &&
+	    strlen(out.u.failed.reason) == sizeof(out.u.failed.reason) - 1, "the longest reason goes through");
+	{
+		char big[IPC_REASON_MAX + 64];
+		snprintf(big, sizeof(big), "{\"type\":\"failed\",\"pid\":1,\"reason\":\"%0*d\"}",
+		    IPC_REASON_MAX, 0);
+		rejects(big, "less than", "a reason too long for its field");
+	}
+	rejects("{\"type\":\"failed\",\"pid\":1,\"reason\":\"a\\u0000b\"}", "no NUL", "a reason with a NUL");
+	rejects("{\"type\":\"failed\",\"pid\":1,\"reason\":5}", "must be a string", "a reason that is no string");
+
 	rejects_n("", 0, "0 bytes", "empty message");
 	rejects("{\"type\":\"ready\",\"pid\":1", "not one JSON value", "truncated JSON");
 	rejects("{\"type\":\"ready\"}xx", "not one JSON value", "trailing bytes");
