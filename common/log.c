@@ -115,7 +115,7 @@ log_forget_error(void)
 }
 
 /* Formats and writes one line; to stderr as well when also_stderr. */
-static void
+static void __attribute__((format(printf, 3, 0)))
 log_line(enum log_level level, int also_stderr, const char *fmt, va_list ap)
 {
 	char line[2048];

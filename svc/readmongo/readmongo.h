@@ -63,6 +63,12 @@ struct readmongo {
 
 enum rm_op { OP_LIST, OP_GET, OP_COUNT };
 
+/*
+ * query.c: the Extended JSON object given as query parameter name (filter,
+ * sort, projection): a new document, or NULL with why (for a 400).
+ */
+bson_t *rm_query_object(const char *name, const char *text, char *why, size_t whylen);
+
 struct rm_error {
 	int status;                  /* 0: no error */
 	const char *code;
