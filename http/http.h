@@ -53,6 +53,15 @@ struct http_server *http_server_new(struct event_base *base, const struct http_l
 int http_server_listen(struct http_server *srv, const int *fds, size_t nfds);
 /* Stops accepting and closes our copies of the listening sockets. */
 void http_server_stop_accepting(struct http_server *srv);
+/*
+ * Accepts on these listening sockets too, those of another slot whose
+ * worker is gone, until http_server_release(srv, slot). The server owns
+ * the descriptors either way (closed at once if it no longer accepts).
+ * Returns 0 or -1.
+ */
+int http_server_adopt(struct http_server *srv, int slot, const int *fds, size_t nfds);
+/* Stops accepting on the sockets adopted for slot, and closes them. */
+void http_server_release(struct http_server *srv, int slot);
 /* Closes every connection; requests still held by services become gone. */
 void http_server_free(struct http_server *srv);
 /* Subscribes cb to the completion of every request: 0, or -1 when full. */

@@ -117,7 +117,10 @@ struct http_server {
 	http_handler handler;
 	void *arg;
 	struct event **lev;
+	int *lev_slot;                       /* -1: our own; else the slot adopted */
 	size_t nlev;
+	int stopped;                         /* http_server_stop_accepting() was called */
+	int accept_paused;                   /* listeners_set(srv, 0) */
 	struct event *accept_resume;
 	size_t max_conns;                    /* limits.max_connections, or derived */
 	int full;                            /* at max_conns: accepting paused or reaping */

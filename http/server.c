@@ -24,6 +24,7 @@
 static void
 listeners_set(struct http_server *srv, int on)
 {
+	srv->accept_paused = !on;
 	for (size_t i = 0; i < srv->nlev; i++)
 		if (on)
 			event_add(srv->lev[i], NULL);
@@ -215,18 +216,77 @@ http_server_new(struct event_base *base, const struct http_limits *lim,
 	return srv;
 }
 
+/* Adds listeners for fds, tagged with slot (-1: our own). */
+static int
+add_listeners(struct http_server *srv, int slot, const int *fds, size_t nfds)
+{
+	struct event **lev = realloc(srv->lev, (srv->nlev + nfds) * sizeof(*lev));
+	int *tag;
+
+	if (lev == NULL)
+		return -1;
+	srv->lev = lev;
+	if ((tag = realloc(srv->lev_slot, (srv->nlev + nfds) * sizeof(*tag))) == NULL)
+		return -1;
+	srv->lev_slot = tag;
+	for (size_t i = 0; i < nfds; i++) {
+		struct event *ev = event_new(srv->base, fds[i], EV_READ | EV_PERSIST, on_accept, srv);
+		if (ev == NULL)
+			return -1;
+		srv->lev[srv->nlev] = ev;
+		srv->lev_slot[srv->nlev] = slot;
+		srv->nlev++;
+		/* while accepting is paused (full, out of descriptors) it waits too */
+		if (!srv->accept_paused && event_add(ev, NULL) == -1)
+			return -1;
+	}
+	return 0;
+}
+
 int
 http_server_listen(struct http_server *srv, const int *fds, size_t nfds)
 {
-	if ((srv->lev = calloc(nfds, sizeof(*srv->lev))) == NULL)
+	return add_listeners(srv, -1, fds, nfds);
+}
+
+int
+http_server_adopt(struct http_server *srv, int slot, const int *fds, size_t nfds)
+{
+	size_t before;
+
+	if (srv->stopped || slot < 0) {
+		for (size_t i = 0; i < nfds; i++)
+			close(fds[i]);
 		return -1;
-	for (size_t i = 0; i < nfds; i++) {
-		srv->lev[i] = event_new(srv->base, fds[i], EV_READ | EV_PERSIST, on_accept, srv);
-		if (srv->lev[i] == NULL || event_add(srv->lev[i], NULL) == -1)
-			return -1;
-		srv->nlev++;
+	}
+	http_server_release(srv, slot);      /* adopted again: the new copies replace */
+	before = srv->nlev;
+	if (add_listeners(srv, slot, fds, nfds) == -1) {
+		/* those added are released below; the rest were never taken */
+		for (size_t i = srv->nlev - before; i < nfds; i++)
+			close(fds[i]);
+		http_server_release(srv, slot);
+		return -1;
 	}
 	return 0;
+}
+
+void
+http_server_release(struct http_server *srv, int slot)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < srv->nlev; i++) {
+		if (srv->lev_slot[i] == slot) {
+			close(event_get_fd(srv->lev[i]));
+			event_free(srv->lev[i]);
+			continue;
+		}
+		srv->lev[kept] = srv->lev[i];
+		srv->lev_slot[kept] = srv->lev_slot[i];
+		kept++;
+	}
+	srv->nlev = kept;
 }
 
 void
@@ -241,8 +301,11 @@ http_server_stop_accepting(struct http_server *srv)
 		event_free(srv->lev[i]);
 	}
 	free(srv->lev);
+	free(srv->lev_slot);
 	srv->lev = NULL;
+	srv->lev_slot = NULL;
 	srv->nlev = 0;
+	srv->stopped = 1;
 	if (srv->accept_resume != NULL)
 		event_del(srv->accept_resume);
 }

@@ -53,6 +53,8 @@ static const struct kind {
 	{ IPC_REOPEN, "reopen", { { NULL, F_COUNT, 0, NULL, 0 } } },
 	{ IPC_DRAIN, "drain", { { NULL, F_COUNT, 0, NULL, 0 } } },
 	{ IPC_FAILED, "failed", { COUNT("pid", u.failed.pid), TEXT("reason", u.failed.reason) } },
+	{ IPC_ADOPT, "adopt", { COUNT("slot", u.adopt.slot) } },
+	{ IPC_RELEASE, "release", { COUNT("slot", u.release.slot) } },
 };
 
 /* F_ENUM members are enums, read and written as int. */
@@ -251,35 +253,98 @@ ipc_pair(int fds[2])
 }
 
 int
-ipc_send(int fd, const struct ipc_msg *msg)
+ipc_send_fds(int fd, const struct ipc_msg *msg, const int *fds, size_t nfds)
 {
 	char buf[IPC_MAX_MSG + 1];
+	union {                      /* aligned as a cmsghdr must be */
+		char bytes[CMSG_SPACE(sizeof(int) * IPC_MAX_FDS)];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov;
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 	int n;
 
-	if ((n = ipc_encode(msg, buf, sizeof(buf))) < 0) {
+	if ((n = ipc_encode(msg, buf, sizeof(buf))) < 0 || nfds > IPC_MAX_FDS) {
 		errno = EMSGSIZE;
 		return -1;
 	}
-	if (send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) != n)
+	iov = (struct iovec){ .iov_base = buf, .iov_len = (size_t)n };
+	if (nfds > 0) {
+		struct cmsghdr *c;
+		memset(&ctl, 0, sizeof(ctl));
+		mh.msg_control = ctl.bytes;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+	}
+	if (sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) != n)
 		return -1;
 	return 0;
 }
 
 int
-ipc_recv(int fd, struct ipc_msg *msg, char *err, size_t errlen)
+ipc_send(int fd, const struct ipc_msg *msg)
+{
+	return ipc_send_fds(fd, msg, NULL, 0);
+}
+
+int
+ipc_recv_fds(int fd, struct ipc_msg *msg, int *fds, size_t *nfds, char *err, size_t errlen)
 {
 	char buf[IPC_MAX_MSG + 1];
+	union {
+		char bytes[CMSG_SPACE(sizeof(int) * IPC_MAX_FDS)];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.bytes,
+	    .msg_controllen = sizeof(ctl.bytes) };
 	ssize_t n;
 
-	/* MSG_TRUNC makes recv report the real size of an oversized message. */
-	n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
+	*nfds = 0;
+	/* MSG_TRUNC makes recvmsg report the real size of an oversized message. */
+	n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_TRUNC | MSG_CMSG_CLOEXEC);
 	if (n < 0)
 		return -1;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < k; i++) {
+			int got;
+			memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (*nfds < IPC_MAX_FDS)
+				fds[(*nfds)++] = got;
+			else
+				close(got);
+		}
+	}
 	if (n == 0)
 		return 0;
+	if (mh.msg_flags & MSG_CTRUNC) {
+		snprintf(err, errlen, "a message with more than %d descriptors", IPC_MAX_FDS);
+		errno = EBADMSG;
+		return -1;
+	}
+	/* an oversized one is refused by its length, before its bytes are read */
 	if (ipc_decode(buf, (size_t)n, msg, err, errlen) == -1) {
 		errno = EBADMSG;
 		return -1;
 	}
 	return 1;
+}
+
+int
+ipc_recv(int fd, struct ipc_msg *msg, char *err, size_t errlen)
+{
+	int fds[IPC_MAX_FDS];
+	size_t nfds;
+	int rc = ipc_recv_fds(fd, msg, fds, &nfds, err, errlen);
+
+	for (size_t i = 0; i < nfds; i++)   /* none expected: never leak one */
+		close(fds[i]);
+	return rc;
 }

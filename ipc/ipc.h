@@ -15,6 +15,9 @@
  *   master -> worker  {"type":"reopen"}
  *   master -> worker  {"type":"drain"}   a graceful stop begins: fail health checks,
  *                                        close keep-alive connections, keep serving
+ *   master -> worker  {"type":"adopt","slot":N}   with the slot's listening sockets
+ *                     (SCM_RIGHTS): its worker is gone, accept on them too
+ *   master -> worker  {"type":"release","slot":N}   its new worker is ready: stop
  */
 #ifndef CLUSTERD_IPC_H
 #define CLUSTERD_IPC_H
@@ -32,7 +35,11 @@ enum ipc_type {
 	IPC_REOPEN,
 	IPC_DRAIN,
 	IPC_FAILED,
+	IPC_ADOPT,
+	IPC_RELEASE,
 };
+
+#define IPC_MAX_FDS 16          /* descriptors passed with one message */
 
 #define IPC_REASON_MAX 512
 
@@ -45,6 +52,7 @@ struct ipc_msg {
 		struct { int64_t pid, requests, in_flight, connections; } stats;
 		struct { enum ipc_shutdown_mode mode; } shutdown;
 		struct { int64_t pid; char reason[IPC_REASON_MAX]; } failed;
+		struct { int64_t slot; } adopt, release;
 	} u;
 };
 
@@ -59,11 +67,20 @@ const char *ipc_type_name(enum ipc_type type);
 int ipc_pair(int fds[2]);
 /* Sends one message; returns 0 or -1 (errno set). Never blocks. */
 int ipc_send(int fd, const struct ipc_msg *msg);
+/* The same with descriptors (SCM_RIGHTS), which the receiver gets copies of. */
+int ipc_send_fds(int fd, const struct ipc_msg *msg, const int *fds, size_t nfds);
 /*
  * Receives one message. Returns 1 on a message, 0 on end of file,
  * -1 with errno EAGAIN when nothing is waiting, or -1 with errno EBADMSG
  * and a reason in err when the peer sent something malformed.
  */
 int ipc_recv(int fd, struct ipc_msg *msg, char *err, size_t errlen);
+/*
+ * The same, keeping up to IPC_MAX_FDS descriptors that came with the
+ * message (close-on-exec) in fds, their number in *nfds; the caller owns
+ * them, whatever the return.
+ */
+int ipc_recv_fds(int fd, struct ipc_msg *msg, int *fds, size_t *nfds, char *err,
+    size_t errlen);
 
 #endif

@@ -80,6 +80,7 @@ struct worker {
 struct slot {
 	struct restart restart;
 	struct event *respawn_ev;    /* a delayed fork, when pending */
+	pid_t adopter;               /* accepts for the slot while it has no worker; 0: none */
 };
 
 static struct {
@@ -295,6 +296,89 @@ arm_kill(struct worker *w, uint64_t ms)
 }
 
 /* Asks a worker to stop: gracefully over IPC, or fast with SIGTERM. */
+/* ---- slots without a worker: adopted by a live one ---- */
+
+/*
+ * A slot whose worker is gone keeps its listening socket (the master holds
+ * it, so the replacement inherits the queue), and the kernel keeps dealing
+ * it its share of new connections: with the slot in back-off they would
+ * wait seconds. So a live worker accepts on that socket too, sent to it
+ * over IPC, until the slot's new worker is ready.
+ */
+static bool
+slot_served(int slot)
+{
+	struct worker *w;
+
+	LIST_FOREACH(w, &M.workers, link)
+		if (w->slot == slot && w->state == W_READY)
+			return true;
+	return false;
+}
+
+static int
+adoptions(pid_t pid)
+{
+	int n = 0;
+
+	for (int s = 0; s < M.nslots; s++)
+		n += M.slots[s].adopter == pid;
+	return n;
+}
+
+static void
+adopt_slot(int slot)
+{
+	const struct config *cfg = M.current->cfg;
+	struct ipc_msg m = { .type = IPC_ADOPT, .u.adopt.slot = slot };
+	struct worker *w, *best = NULL;
+	int fds[MAX_LISTEN_PER_SLOT];
+	size_t nfds;
+
+	if (M.stopping || slot >= cfg->workers || M.slots[slot].adopter != 0 || slot_served(slot))
+		return;
+	LIST_FOREACH(w, &M.workers, link)
+		if (w->state == W_READY && w->slot != slot &&
+		    (best == NULL || adoptions(w->pid) < adoptions(best->pid)))
+			best = w;
+	if (best == NULL)
+		return;              /* no one to take it: the connections wait */
+	nfds = listen_slot_fds(cfg, slot, fds, MAX_LISTEN_PER_SLOT);
+	if (nfds == 0 || ipc_send_fds(best->ipc_fd, &m, fds, nfds) == -1)
+		return;
+	M.slots[slot].adopter = best->pid;
+	log_info("slot %d has no worker: worker %ld (slot %d) accepts its connections until "
+	    "its new worker is ready", slot, (long)best->pid, best->slot);
+}
+
+static void
+release_slot(int slot)
+{
+	struct ipc_msg m = { .type = IPC_RELEASE, .u.release.slot = slot };
+	pid_t pid = M.slots[slot].adopter;
+	struct worker *w;
+
+	if (pid == 0)
+		return;
+	M.slots[slot].adopter = 0;
+	if ((w = worker_by_pid(pid)) != NULL && w->state != W_RETIRING &&
+	    ipc_send(w->ipc_fd, &m) == -1)
+		log_warn("cannot tell worker %ld to stop accepting for slot %d: %s", (long)pid,
+		    slot, strerror(errno));
+}
+
+/* pid accepts no more (gone or retiring): its adopted slots go to another. */
+static void
+orphans_rehome(pid_t pid)
+{
+	for (int s = 0; s < M.nslots; s++) {
+		if (M.slots[s].adopter == pid) {
+			M.slots[s].adopter = 0;
+			adopt_slot(s);
+		}
+	}
+}
+
 static void
 stop_worker(struct worker *w, enum ipc_shutdown_mode mode)
 {
@@ -310,6 +394,7 @@ stop_worker(struct worker *w, enum ipc_shutdown_mode mode)
 		arm_kill(w, (uint64_t)w->gen->cfg->shutdown_timeout_ms);
 	}
 	w->state = W_RETIRING;
+	orphans_rehome(w->pid);      /* it accepts no more: another takes its adoptions */
 }
 
 static void
@@ -592,6 +677,7 @@ on_worker_msg(struct worker *w, const struct ipc_msg *m)
 			w->state = W_READY;
 		log_info("worker %ld ready: slot %d, generation %ld", (long)w->pid, w->slot,
 		    w->gen->id);
+		release_slot(w->slot);
 		retire_replaced(w);
 		if (M.lame_duck)         /* started during drain_delay_ms: it fails health too */
 			send_drain(w);
@@ -798,8 +884,11 @@ reap(void)
 			not_ready(why);
 			continue;
 		}
+		orphans_rehome(pid);
 		if (!expected)
 			stat_add(&stats->restarts[REASON_CRASH], 1);
+		if (!expected && current)
+			adopt_slot(slot);
 		/* A replacement already on its way (recycling) takes the slot. */
 		if (!expected && current && slot < M.current->cfg->workers &&
 		    !slot_covered(slot, NULL))
@@ -982,6 +1071,7 @@ resize(int delta)
 	slot = --cfg->workers;
 	log_info("removing the worker of slot %d: %d now", slot, cfg->workers);
 	cancel_respawn(slot);
+	release_slot(slot);
 	LIST_FOREACH(w, &M.workers, link) {
 		if (w->slot == slot && w->state != W_RETIRING) {
 			stop_worker(w, IPC_SHUTDOWN_GRACEFUL);

@@ -2,6 +2,8 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -79,6 +81,33 @@ main(void)
 	}
 	rejects("{\"type\":\"failed\",\"pid\":1,\"reason\":\"a\\u0000b\"}", "no NUL", "a reason with a NUL");
 	rejects("{\"type\":\"failed\",\"pid\":1,\"reason\":5}", "must be a string", "a reason that is no string");
+
+	{
+		/* descriptors travel with a message (adopt), and only with it */
+		int sp[2], p[2], got[IPC_MAX_FDS];
+		size_t ngot = 99;
+		struct stat a, b;
+		ok(ipc_pair(sp) == 0 && pipe(p) == 0, "a pair and a pipe");
+		m = (struct ipc_msg){ .type = IPC_ADOPT, .u.adopt.slot = 3 };
+		ok(ipc_send_fds(sp[0], &m, p, 2) == 0, "send adopt with two descriptors");
+		ok(ipc_recv_fds(sp[1], &out, got, &ngot, err, sizeof(err)) == 1 &&
+		    out.type == IPC_ADOPT && out.u.adopt.slot == 3 && ngot == 2, "received, with both");
+		ok(ngot == 2 && fstat(got[0], &a) == 0 && fstat(p[0], &b) == 0 &&
+		    a.st_ino == b.st_ino, "  ... the same pipe");
+		ok(ngot == 2 && (fcntl(got[1], F_GETFD) & FD_CLOEXEC), "  ... close-on-exec");
+		for (size_t i = 0; i < ngot && i < IPC_MAX_FDS; i++)
+			close(got[i]);
+		m = (struct ipc_msg){ .type = IPC_RELEASE, .u.release.slot = 3 };
+		ok(ipc_send_fds(sp[0], &m, p, 1) == 0, "a release sent with a descriptor by mistake");
+		ok(ipc_recv(sp[1], &out, err, sizeof(err)) == 1 && out.type == IPC_RELEASE,
+		    "  ... is read by ipc_recv, which closes the descriptor");
+		ok(ipc_send_fds(sp[0], &m, p, IPC_MAX_FDS + 1) == -1 && errno == EMSGSIZE,
+		    "more than IPC_MAX_FDS descriptors are refused");
+		close(sp[0]);
+		close(sp[1]);
+		close(p[0]);
+		close(p[1]);
+	}
 
 	rejects_n("", 0, "0 bytes", "empty message");
 	rejects("{\"type\":\"ready\",\"pid\":1", "not one JSON value", "truncated JSON");

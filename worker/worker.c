@@ -262,11 +262,22 @@ on_ipc(evutil_socket_t fd, short what, void *arg)
 {
 	struct ipc_msg m;
 	char err[256];
-	int rc;
+	int rc, fds[IPC_MAX_FDS];
+	size_t nfds;
 
 	(void)what;
 	(void)arg;
-	while ((rc = ipc_recv(fd, &m, err, sizeof(err))) != -1 || errno == EBADMSG) {
+	while ((rc = ipc_recv_fds(fd, &m, fds, &nfds, err, sizeof(err))) != -1 ||
+	    errno == EBADMSG) {
+		if (rc == 1 && m.type == IPC_ADOPT) {
+			/* the server owns the descriptors from here, whatever happens */
+			if (http_server_adopt(W.http, (int)m.u.adopt.slot, fds, nfds) == 0)
+				log_info("accepting for slot %lld too, until its new worker is ready",
+				    (long long)m.u.adopt.slot);
+			continue;
+		}
+		for (size_t i = 0; i < nfds; i++)
+			close(fds[i]);   /* no other message comes with any */
 		if (rc == 0) {
 			log_error("the master is gone; exiting");
 			shutdown_worker(1);
@@ -282,6 +293,10 @@ on_ipc(evutil_socket_t fd, short what, void *arg)
 			reopen_logs();
 		else if (m.type == IPC_DRAIN)
 			lame_duck();
+		else if (m.type == IPC_RELEASE) {
+			http_server_release(W.http, (int)m.u.release.slot);
+			log_info("no longer accepting for slot %lld", (long long)m.u.release.slot);
+		}
 		else
 			log_warn("unexpected %s message from the master", ipc_type_name(m.type));
 	}
