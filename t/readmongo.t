@@ -6,6 +6,7 @@ use warnings;
 use Test::More;
 use JSON::PP ();
 use Clusterd qw(json_decode);
+use Time::HiRes qw(time);
 use MongoTest qw(oid date long double int32 uri_escape);
 
 # ---- a few thousand documents of every type the issue names ----
@@ -209,6 +210,18 @@ $m->fault(delay_ms => 3000);
 error_is('past max_time_ms', '/slow/users', 504, 'timeout',
     qr/^the query ran past max_time_ms \(300 ms\)/);
 error_is('_count past max_time_ms', '/slow/users/_count', 504, 'timeout', qr/max_time_ms \(300 ms\)/);
+$m->clear;
+# A server that stalls (it ignores maxTimeMS): the URI of /slow sets no
+# socketTimeoutMS, so the driver gives up at max_time_ms and a second.
+$m->fault(delay_ms => 8000, maxtime => 0);
+{
+    my $t0 = time;
+    error_is('a stalled server', '/slow/users/1', 504, 'timeout',
+        qr/^MongoDB did not answer within \d+ ms \(max_time_ms and a margin\)/);
+    my $took = time - $t0;
+    # the driver retries a read once: twice max_time_ms and the margin
+    ok($took < 5, sprintf('  ... after %.1f s: 2 x (max_time_ms 0.3 s + 1 s), not 5 minutes', $took));
+}
 $m->clear;
 ($st) = ours('/slow/users');
 is($st, 200, 'fine again once the server is fast');

@@ -32,8 +32,18 @@ rm_set_error(struct rm_error *e, int status, const char *code, const char *fmt, 
  * server's time limit 504, anything else the server or driver says 502.
  */
 static void
-driver_error(struct readmongo *rm, struct rm_error *e, const bson_error_t *error)
+driver_error(struct rm_job *j, struct rm_error *e, const bson_error_t *error)
 {
+	struct readmongo *rm = j->rm;
+	int64_t waited_ms = (bson_get_monotonic_time() - j->run_at) / 1000;
+
+	/* The socket timeout, which max_time_ms sets unless the URI does: a stall. */
+	if (error->domain == MONGOC_ERROR_STREAM &&
+	    waited_ms >= rm->conf->max_time_ms + RM_SOCKET_MARGIN_MS / 2) {
+		rm_set_error(e, 504, "timeout", "MongoDB did not answer within %lld ms "
+		    "(max_time_ms and a margin): %s", (long long)waited_ms, error->message);
+		return;
+	}
 	if (error->domain == MONGOC_ERROR_SERVER_SELECTION ||
 	    error->domain == MONGOC_ERROR_STREAM) {
 		rm_set_error(e, 503, "mongo_unavailable", "MongoDB is unreachable: %s",
@@ -119,7 +129,8 @@ run_list(struct rm_job *j, mongoc_collection_t *coll)
 
 	cursor = mongoc_collection_find_with_opts(coll, j->filter, j->opts, NULL);
 	evbuffer_add(j->out, "{\"documents\":[", 14);
-	while (mongoc_cursor_next(cursor, &doc)) {
+	/* run_at: when the operation that may fail began (driver_error()) */
+	while ((j->run_at = bson_get_monotonic_time(), mongoc_cursor_next(cursor, &doc))) {
 		if (append_doc(j->out, doc, !first) == -1) {
 			rm_set_error(&j->err, 502, "mongo_error",
 			    "a document could not be converted to JSON");
@@ -130,7 +141,7 @@ run_list(struct rm_job *j, mongoc_collection_t *coll)
 			break;
 	}
 	if (j->err.status == 0 && mongoc_cursor_error(cursor, &error))
-		driver_error(j->rm, &j->err, &error);
+		driver_error(j, &j->err, &error);
 	mongoc_cursor_destroy(cursor);
 	/* The tail follows the last batch out, so that a stream holds one at a time. */
 	job_wait_acked(j);
@@ -149,7 +160,7 @@ run_get(struct rm_job *j, mongoc_collection_t *coll)
 			rm_set_error(&j->err, 502, "mongo_error",
 			    "the document could not be converted to JSON");
 	} else if (mongoc_cursor_error(cursor, &error)) {
-		driver_error(j->rm, &j->err, &error);
+		driver_error(j, &j->err, &error);
 	} else {
 		/* The loop words the 404: it knows how the id was written. */
 		rm_set_error(&j->err, 404, "not_found", "%s", "");
@@ -165,7 +176,7 @@ run_count(struct rm_job *j, mongoc_collection_t *coll)
 
 	n = mongoc_collection_count_documents(coll, j->filter, j->opts, NULL, NULL, &error);
 	if (n < 0)
-		driver_error(j->rm, &j->err, &error);
+		driver_error(j, &j->err, &error);
 	else
 		evbuffer_add_printf(j->out, "{\"count\":%lld}", (long long)n);
 }
@@ -205,6 +216,7 @@ rm_job_run(struct pool_job *pj, void *client)
 {
 	struct rm_job *j = container_of(pj, struct rm_job, job);
 
+	j->run_at = bson_get_monotonic_time();
 	if (!found_down(j))
 		run_query(j, client);
 	/* The last touch: from here on the loop may free the job. */

@@ -25,6 +25,7 @@
 struct http_req;
 
 #define NS_MAX       255            /* "database.collection", as mongod limits it */
+#define RM_SOCKET_MARGIN_MS 1000    /* socketTimeoutMS past max_time_ms, unless the URI sets it */
 
 struct rm_conf {
 	char *uri;
@@ -90,6 +91,7 @@ struct rm_job {
 	char coll[NS_MAX + 1];
 	bson_t *filter, *opts;
 	int64_t queued_at;           /* bson_get_monotonic_time() */
+	int64_t run_at;              /* when its current driver call began: the same clock */
 	TAILQ_ENTRY(rm_job) link;
 
 	/* The loop's. */

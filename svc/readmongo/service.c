@@ -63,15 +63,32 @@ mongoc_setup(void)
 	mongoc_log_set_handler(log_from_mongoc, NULL);
 }
 
+/*
+ * maxTimeMS bounds a query on the server only: a server that stalls (or a
+ * network that drops everything) would hold a pool thread for libmongoc's
+ * socketTimeoutMS, 5 minutes by default. Unless the URI sets its own, the
+ * socket timeout is max_time_ms and a margin for the server's answer that
+ * it ran out of time; a query cut there is a 504 (driver_error()).
+ */
+static void
+bound_socket_wait(mongoc_uri_t *uri, const struct rm_conf *c)
+{
+	if (mongoc_uri_has_option(uri, MONGOC_URI_SOCKETTIMEOUTMS))
+		return;
+	mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS,
+	    (int32_t)(c->max_time_ms + RM_SOCKET_MARGIN_MS));
+}
+
 static mongoc_client_pool_t *
-clients_new(const char *text, const char *prefix)
+clients_new(const struct rm_conf *c, const char *prefix)
 {
 	mongoc_client_pool_t *clients = NULL;
 	bson_error_t error;
 	mongoc_uri_t *uri;
 
-	if ((uri = mongoc_uri_new_with_error(text, &error)) == NULL ||
-	    (clients = mongoc_client_pool_new_with_error(uri, &error)) == NULL)
+	if ((uri = mongoc_uri_new_with_error(c->uri, &error)) != NULL)
+		bound_socket_wait(uri, c);
+	if (uri == NULL || (clients = mongoc_client_pool_new_with_error(uri, &error)) == NULL)
 		log_error("route %s: %s", prefix, error.message);
 	else
 		mongoc_client_pool_set_error_api(clients, MONGOC_ERROR_API_VERSION_2);
@@ -107,7 +124,7 @@ rm_init(const struct route_conf *route, const struct worker_info *w)
 	rm->base = w->base;
 	TAILQ_INIT(&rm->jobs);
 	pthread_mutex_init(&rm->down_mu, NULL);
-	if ((rm->clients = clients_new(c->uri, route->prefix)) == NULL ||
+	if ((rm->clients = clients_new(c, route->prefix)) == NULL ||
 	    (rm->pool = pool_new(w->base, (int)c->threads, (size_t)c->queue_limit,
 		thread_client, thread_client_done, rm->clients)) == NULL) {
 		log_error("route %s: cannot start the MongoDB threads", route->prefix);
