@@ -158,6 +158,12 @@ void http_stream_start(struct http_req *req, int status);
 void http_stream_chunk(struct http_req *req, struct evbuffer *buf);
 void http_stream_end(struct http_req *req);
 /*
+ * Cuts a stream short: the connection is reset at once, without the end of
+ * the body and dropping what the kernel still holds for it, so that the
+ * client sees it incomplete now. The request is done.
+ */
+void http_stream_abort(struct http_req *req);
+/*
  * Calls cb(arg) once when the unsent bytes fall to `below` or fewer, or
  * when the client is gone (check http_req_gone()): at once if that is
  * already so. A later call replaces the earlier; cb NULL cancels; ending

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "common/json.h"
@@ -308,10 +309,30 @@ http_stream_on_drain(struct http_req *req, size_t below, void (*cb)(void *), voi
 }
 
 void
+http_stream_abort(struct http_req *req)
+{
+	struct conn *c = reply_enter(req);
+
+	req->drain_cb = NULL;
+	if ((c = reply_done(req)) != NULL) {
+		/*
+		 * A reset, not a FIN: what the kernel still holds for a slow
+		 * reader (megabytes) is dropped, and the client learns now.
+		 */
+		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+		conn_close(c);       /* busy: it is closed as conn_release() unwinds */
+		conn_release(c);
+	}
+}
+
+void
 http_drop(struct http_req *req)
 {
 	if (req->conn == NULL)
 		reply_done(req);
+	else if (req->streaming)     /* a head is out: only a cut can say it failed */
+		http_stream_abort(req);
 	else
 		http_error(req, 503, "shutting_down", "the server is shutting down");
 }

@@ -37,6 +37,9 @@ my $c = Clusterd->new(config => { workers => 1, routes => [
     { prefix => '/mongo', service => 'readmongo', database => 'app', collections => ['big'],
       uri => $m->uri(serverSelectionTimeoutMS => 5000), max_limit => $N * 2,
       max_time_ms => 600000, threads => 2 },
+    { prefix => '/short', service => 'readmongo', database => 'app', collections => ['big'],
+      uri => $m->uri(serverSelectionTimeoutMS => 5000), max_limit => $N * 2,
+      max_time_ms => 600000, threads => 2, stream_timeout_ms => 1500 },
 ] })->start;
 my ($worker) = $c->workers;
 
@@ -128,6 +131,52 @@ ok(poll_until($Clusterd::DEADLINE, sub {
 cmp_ok($m->count_of('getMore'), '<', 50, 'long before the end of the result');
 ($st) = $c->get('/mongo/big?limit=10');
 is($st, 200, 'the worker serves on');
+
+# Slow readers hold no thread: with 2 threads, 3 clients that each read a
+# little now and then keep 3 cursors open, and every other query of the
+# route is answered at once all the while.
+{
+    my @slow = map {
+        my $x = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $c->port) or die;
+        print $x "GET /mongo/big?limit=20000 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+        $x;
+    } 1 .. 3;
+    ok(poll_until($Clusterd::DEADLINE, sub { ($m->stats->{cursors} // 0) >= 3 }),
+        'three slow readers have their cursors open');
+    my ($ok, $slowest) = (0, 0);
+    for my $i (1 .. 20) {
+        sysread($_, my $b, 1024) for @slow;      # a trickle: 1 KB each, now and then
+        my $t0 = time;
+        my ($gst) = $c->get('/mongo/big/' . sprintf('%024x', $i));
+        my $took = time - $t0;
+        $slowest = $took if $took > $slowest;
+        $ok++ if $gst == 200;
+    }
+    is($ok, 20, 'meanwhile every get by id is answered');
+    cmp_ok($slowest, '<', 2, sprintf('  ... the slowest in %.2f s: no thread is held by a slow reader', $slowest));
+    close $_ for @slow;
+    ok(poll_until($Clusterd::DEADLINE, sub { ($m->stats->{cursors} // 0) == 0 }),
+        'their cursors are closed when they hang up');
+}
+
+# stream_timeout_ms: a stream that a client drags out is cut, and its cursor closed.
+{
+    my $x = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $c->port) or die;
+    print $x "GET /short/big?limit=20000 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    my ($got, $eof, $t0) = (0, 0, time);
+    while (time - $t0 < 15) {
+        my $n = sysread($x, my $b, 4096);
+        if (!$n) { $eof = 1; last }
+        $got += $n;
+        sleep 0.05;                              # 80 KB/s at the most: about 10 s in all
+    }
+    my $took = time - $t0;
+    ok($eof, sprintf('a slow stream is cut after %.1f s', $took));
+    cmp_ok($took, '>=', 1.4, '  ... not before stream_timeout_ms (1.5 s)');
+    ok(poll_until($Clusterd::DEADLINE, sub { ($m->stats->{cursors} // 0) == 0 }), '  ... and its cursor is closed');
+    like($c->log_text, qr/a result stream took longer than stream_timeout_ms \(1500 ms\): cut after \d+ documents/,
+        '  ... which the log says');
+}
 
 is(join(',', $c->workers), $worker, 'the same worker throughout');
 # QUIT: a graceful stop, so the worker's cleanup runs under the sanitizers.

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -113,13 +114,13 @@ pool_post(struct pool *p, struct pool_msg *msg)
 		log_warn("thread pool: eventfd write: %s", strerror(errno));
 }
 
-int
-pool_submit(struct pool *p, struct pool_job *job)
+static int
+enqueue(struct pool *p, struct pool_job *job, bool limited)
 {
 	int rc = -1;
 
 	pthread_mutex_lock(&p->mu);
-	if (!p->stopping && p->queued < p->queue_limit) {
+	if (!p->stopping && (!limited || p->queued < p->queue_limit)) {
 		STAILQ_INSERT_TAIL(&p->queue, job, link);
 		p->queued++;
 		pthread_cond_signal(&p->work);
@@ -127,6 +128,18 @@ pool_submit(struct pool *p, struct pool_job *job)
 	}
 	pthread_mutex_unlock(&p->mu);
 	return rc;
+}
+
+int
+pool_submit(struct pool *p, struct pool_job *job)
+{
+	return enqueue(p, job, true);
+}
+
+int
+pool_resubmit(struct pool *p, struct pool_job *job)
+{
+	return enqueue(p, job, false);
 }
 
 /* Pool threads take no signals: the loop thread handles them all. */

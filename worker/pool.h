@@ -42,6 +42,11 @@ struct pool *pool_new(struct event_base *base, int nthreads, size_t queue_limit,
     void *(*thread_init)(void *arg), void (*thread_fini)(void *arg, void *ctx), void *arg);
 /* Queues job: 0, or -1 when queue_limit jobs already wait. */
 int pool_submit(struct pool *p, struct pool_job *job);
+/*
+ * Queues the next step of a job already admitted (a stream's next batch),
+ * whatever the queue holds: 0, or -1 when the pool is stopping.
+ */
+int pool_resubmit(struct pool *p, struct pool_job *job);
 /* Jobs queued and not yet taken by a thread. */
 size_t pool_depth(struct pool *p);
 /* From a pool thread: msg->deliver(msg) will run on the loop. */

@@ -13,7 +13,7 @@
 
 const char *const rm_keys[] = {
 	"uri", "database", "collections", "default_limit", "max_limit",
-	"max_time_ms", "threads", "queue_limit", NULL
+	"max_time_ms", "threads", "queue_limit", "stream_timeout_ms", NULL
 };
 
 static bool
@@ -120,7 +120,9 @@ get_limits(json_object *r, const char *path, struct rm_conf *c, char *err, size_
 		err, errlen) == -1 ||
 	    conf_get_int(r, path, "threads", 1, 64, 4, &c->threads, err, errlen) == -1 ||
 	    conf_get_int(r, path, "queue_limit", 1, 1000000, 1024, &c->queue_limit,
-		err, errlen) == -1)
+		err, errlen) == -1 ||
+	    conf_get_int(r, path, "stream_timeout_ms", 1, 86400000, 300000,
+		&c->stream_timeout_ms, err, errlen) == -1)
 		return -1;
 	if (c->default_limit > c->max_limit) {
 		snprintf(err, errlen, "%s.default_limit: %lld is over max_limit (%lld)",

@@ -1,7 +1,8 @@
 /*
  * readmongo on a pool thread: a job's query run with the blocking driver,
- * a list serialized to JSON in batches that wait for the loop to pass them
- * on, and the driver's errors turned into HTTP answers. A job talks back to
+ * a list serialized to JSON a batch per step (the cursor waits between
+ * steps in the job, not in a thread), and the driver's errors turned into
+ * HTTP answers. A job talks back to
  * the loop only through pool_post().
  */
 #include "config.h"
@@ -64,46 +65,6 @@ driver_error(struct rm_job *j, struct rm_error *e, const bson_error_t *error)
 		    error->message, error->code);
 }
 
-static void
-job_wait_acked(struct rm_job *j)
-{
-	pthread_mutex_lock(&j->mu);
-	while (j->unacked && !j->cancel)
-		pthread_cond_wait(&j->cv, &j->mu);
-	pthread_mutex_unlock(&j->mu);
-}
-
-/*
- * Hands *buf to the loop once the previous batch is out, and gives the
- * thread a new buffer. -1 when the loop wants the job stopped.
- */
-static int
-hand_over(struct rm_job *j, struct evbuffer **buf)
-{
-	struct evbuffer *next = evbuffer_new();
-	int cancel;
-
-	if (next == NULL) {
-		rm_set_error(&j->err, 503, "overloaded", "out of memory");
-		return -1;
-	}
-	pthread_mutex_lock(&j->mu);
-	while (j->unacked && !j->cancel)
-		pthread_cond_wait(&j->cv, &j->mu);
-	if (!(cancel = j->cancel)) {
-		j->batch = *buf;
-		j->unacked = 1;
-	}
-	pthread_mutex_unlock(&j->mu);
-	if (cancel) {
-		evbuffer_free(next);
-		return -1;
-	}
-	*buf = next;
-	pool_post(j->rm->pool, &j->batch_msg);
-	return 0;
-}
-
 static int
 append_doc(struct evbuffer *buf, const bson_t *doc, bool comma)
 {
@@ -119,32 +80,71 @@ append_doc(struct evbuffer *buf, const bson_t *doc, bool comma)
 	return 0;
 }
 
-static void
-run_list(struct rm_job *j, mongoc_collection_t *coll)
+void
+rm_cursor_close(struct rm_job *j)
 {
-	mongoc_cursor_t *cursor;
+	if (j->cursor != NULL)
+		mongoc_cursor_destroy(j->cursor);
+	if (j->collection != NULL)
+		mongoc_collection_destroy(j->collection);
+	if (j->client != NULL)
+		mongoc_client_pool_push(j->rm->clients, j->client);
+	j->cursor = NULL;
+	j->collection = NULL;
+	j->client = NULL;
+}
+
+/*
+ * One step of a list: up to BATCH_BYTES of documents. A full batch goes to
+ * the loop (batch_msg) and the step returns: the cursor waits in the job,
+ * with its own client, while a slow client reads, and no thread waits with
+ * it. The last step (the end, an error, or stop) closes the cursor and
+ * posts end_msg. 1 when it posted end_msg.
+ */
+static int
+list_step(struct rm_job *j)
+{
 	const bson_t *doc;
 	bson_error_t error;
-	bool first = true;
 
-	cursor = mongoc_collection_find_with_opts(coll, j->filter, j->opts, NULL);
-	evbuffer_add(j->out, "{\"documents\":[", 14);
+	if (j->stop)
+		goto end;
+	if (j->cursor == NULL) {
+		/* mongoc_client_pool_pop would wait for a client: never wait here */
+		if ((j->client = mongoc_client_pool_try_pop(j->rm->clients)) == NULL) {
+			rm_set_error(&j->err, 503, "overloaded", "too many results are being "
+			    "streamed: every MongoDB client of the worker is in use; try again later");
+			goto end;
+		}
+		j->collection = mongoc_client_get_collection(j->client, j->rm->conf->database, j->coll);
+		j->cursor = mongoc_collection_find_with_opts(j->collection, j->filter, j->opts, NULL);
+		evbuffer_add(j->out, "{\"documents\":[", 14);
+	}
 	/* run_at: when the operation that may fail began (driver_error()) */
-	while ((j->run_at = bson_get_monotonic_time(), mongoc_cursor_next(cursor, &doc))) {
-		if (append_doc(j->out, doc, !first) == -1) {
+	while ((j->run_at = bson_get_monotonic_time(), mongoc_cursor_next(j->cursor, &doc))) {
+		if (append_doc(j->out, doc, j->docs++ > 0) == -1) {
 			rm_set_error(&j->err, 502, "mongo_error",
 			    "a document could not be converted to JSON");
-			break;
+			goto end;
 		}
-		first = false;
-		if (evbuffer_get_length(j->out) >= BATCH_BYTES && hand_over(j, &j->out) == -1)
-			break;
+		if (evbuffer_get_length(j->out) >= BATCH_BYTES) {
+			struct evbuffer *next = evbuffer_new();
+			if (next == NULL) {
+				rm_set_error(&j->err, 503, "overloaded", "out of memory");
+				goto end;
+			}
+			j->batch = j->out;
+			j->out = next;
+			pool_post(j->rm->pool, &j->batch_msg);
+			return 0;
+		}
 	}
-	if (j->err.status == 0 && mongoc_cursor_error(cursor, &error))
+	if (mongoc_cursor_error(j->cursor, &error))
 		driver_error(j, &j->err, &error);
-	mongoc_cursor_destroy(cursor);
-	/* The tail follows the last batch out, so that a stream holds one at a time. */
-	job_wait_acked(j);
+end:
+	rm_cursor_close(j);
+	pool_post(j->rm->pool, &j->end_msg);
+	return 1;
 }
 
 static void
@@ -196,15 +196,14 @@ found_down(struct rm_job *j)
 	return down;
 }
 
+/* A get or a count, with the thread's own client, in one step. */
 static void
 run_query(struct rm_job *j, mongoc_client_t *client)
 {
 	mongoc_collection_t *coll;
 
 	coll = mongoc_client_get_collection(client, j->rm->conf->database, j->coll);
-	if (j->op == OP_LIST)
-		run_list(j, coll);
-	else if (j->op == OP_GET)
+	if (j->op == OP_GET)
 		run_get(j, coll);
 	else
 		run_count(j, coll);
@@ -217,19 +216,27 @@ rm_job_run(struct pool_job *pj, void *client)
 	struct rm_job *j = container_of(pj, struct rm_job, job);
 
 	j->run_at = bson_get_monotonic_time();
-	if (!found_down(j))
+	if (j->cursor == NULL && found_down(j))
+		j->stop = 1;         /* a list's first step, or a get or count: it ends here */
+	if (j->op == OP_LIST) {
+		list_step(j);        /* it posts what it made; the job is the loop's again */
+		return;
+	}
+	if (!j->stop)
 		run_query(j, client);
 	/* The last touch: from here on the loop may free the job. */
 	pool_post(j->rm->pool, &j->end_msg);
 }
 
-/* On the loop, as the pool stops: the job never ran. */
+/* On the loop, as the pool stops: the job (or a list's next step) never ran. */
 void
 rm_job_cancel(struct pool_job *pj)
 {
 	struct rm_job *j = container_of(pj, struct rm_job, job);
 
-	rm_set_error(&j->err, 503, "shutting_down", "the server is shutting down");
+	rm_cursor_close(j);          /* the pool's threads are gone: the loop may */
+	if (j->err.status == 0)
+		rm_set_error(&j->err, 503, "shutting_down", "the server is shutting down");
 	pool_post(j->rm->pool, &j->end_msg);
 }
 

@@ -33,6 +33,7 @@ struct rm_conf {
 	char **collections;          /* NULL-terminated; "*" is kept out of it */
 	bool all_collections;
 	long long default_limit, max_limit, max_time_ms, threads, queue_limit;
+	long long stream_timeout_ms;     /* a streamed list's whole time */
 };
 
 /* The backend's errors, counted for figures under their JSON error codes. */
@@ -77,16 +78,19 @@ struct rm_error {
 };
 
 /*
- * One request's query. The loop builds it and owns it; the thread that
- * runs it shares the fields under mu, and owns out and err until it posts
- * end_msg, after which it never touches the job again.
+ * One request's query. The loop builds it and owns it. A thread runs it a
+ * step at a time: a get or a count in one step; a list one batch of JSON
+ * per step, after which the cursor (and the client it needs) waits in the
+ * job, holding no thread, until the loop has written the batch out and
+ * queues the next step. Loop and thread never touch the job at once: the
+ * pool's queue and its messages hand it over.
  */
 struct rm_job {
 	struct pool_job job;
-	struct pool_msg batch_msg;   /* batch is ready */
-	struct pool_msg end_msg;     /* the thread is done: out and err are final */
+	struct pool_msg batch_msg;   /* a step made a batch: in `batch` */
+	struct pool_msg end_msg;     /* the last step is done: out and err are final */
 	struct readmongo *rm;
-	struct http_req *req;
+	struct http_req *req;        /* NULL once a cut stream ended it */
 	enum rm_op op;
 	char coll[NS_MAX + 1];
 	bson_t *filter, *opts;
@@ -94,14 +98,18 @@ struct rm_job {
 	int64_t run_at;              /* when its current driver call began: the same clock */
 	TAILQ_ENTRY(rm_job) link;
 
+	/* A list's, between its steps. */
+	mongoc_client_t *client;     /* its own, from the pool of clients */
+	mongoc_collection_t *collection;
+	mongoc_cursor_t *cursor;
+	uint64_t docs;               /* documents out so far */
+	struct evbuffer *batch;      /* made by a step, for the loop */
+	int stop;                    /* the next step only closes the cursor */
+
 	/* The loop's. */
 	int started;                 /* the stream's status line is out */
-
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct evbuffer *batch;      /* handed to the loop */
-	int unacked;                 /* batch not yet written out */
-	int cancel;                  /* the loop wants the thread to stop */
+	int parked;                  /* waiting for the output to drain: not queued */
+	struct event *deadline_ev;   /* stream_timeout_ms, from the first batch */
 
 	struct evbuffer *out;        /* the (rest of the) body */
 	struct rm_error err;
@@ -119,6 +127,8 @@ void rm_handle(void *state, struct http_req *req, const char *subpath);
 /* job.c */
 void rm_job_run(struct pool_job *pj, void *client);
 void rm_job_cancel(struct pool_job *pj);
+/* A list's cursor and client, released (may talk to MongoDB: killCursors). */
+void rm_cursor_close(struct rm_job *j);
 void rm_set_error(struct rm_error *e, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
@@ -127,6 +137,7 @@ struct rm_job *rm_job_new(struct readmongo *rm, struct http_req *req, enum rm_op
     const char *coll);
 void rm_job_free(struct rm_job *j);
 void rm_submit(struct readmongo *rm, struct rm_job *j);
-void rm_job_ack(struct rm_job *j, int cancel);
+/* At shutdown: a list parked between batches ends now, on the loop. */
+void rm_job_unpark(struct rm_job *j);
 
 #endif

@@ -11,6 +11,7 @@
 
 #include "common/json.h"
 #include "common/log.h"
+#include "common/time.h"
 #include "common/util.h"
 #include "http/http.h"
 #include "svc/readmongo/readmongo.h"
@@ -20,6 +21,8 @@
 void
 rm_job_free(struct rm_job *j)
 {
+	if (j->deadline_ev != NULL)
+		event_free(j->deadline_ev);
 	if (j->batch != NULL)
 		evbuffer_free(j->batch);
 	if (j->out != NULL)
@@ -28,21 +31,21 @@ rm_job_free(struct rm_job *j)
 		bson_destroy(j->filter);
 	if (j->opts != NULL)
 		bson_destroy(j->opts);
-	pthread_cond_destroy(&j->cv);
-	pthread_mutex_destroy(&j->mu);
 	free(j);
 }
 
-/* Lets the thread go on with the next batch (or stop, if cancel). */
-void
-rm_job_ack(struct rm_job *j, int cancel)
+static void deliver_end(struct pool_msg *m);
+
+/* The list's next step (or, with stop set, its last): back to the pool. */
+static void
+next_step(struct rm_job *j)
 {
-	pthread_mutex_lock(&j->mu);
-	j->unacked = 0;
-	if (cancel)
-		j->cancel = 1;
-	pthread_cond_signal(&j->cv);
-	pthread_mutex_unlock(&j->mu);
+	j->parked = 0;
+	if (pool_resubmit(j->rm->pool, &j->job) == -1) {
+		/* the pool is stopping: the loop closes the cursor itself */
+		rm_cursor_close(j);
+		deliver_end(&j->end_msg);
+	}
 }
 
 /* The connection has written most of the last batch, or the client left. */
@@ -51,28 +54,75 @@ drained(void *arg)
 {
 	struct rm_job *j = arg;
 
-	rm_job_ack(j, http_req_gone(j->req));
+	if (http_req_gone(j->req))
+		j->stop = 1;
+	next_step(j);
+}
+
+/*
+ * stream_timeout_ms: the whole stream takes no longer, however steadily a
+ * slow client reads. It is cut (the connection closes, so that the client
+ * sees the body incomplete) and its cursor closed.
+ */
+static void
+stream_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct rm_job *j = arg;
+
+	(void)fd;
+	(void)what;
+	if (j->req == NULL)
+		return;
+	log_warn("route %s: a result stream took longer than stream_timeout_ms (%lld ms): "
+	    "cut after %llu documents", j->rm->prefix, j->rm->conf->stream_timeout_ms,
+	    (unsigned long long)j->docs);
+	j->rm->errors[RM_ERR_TIMEOUT]++;
+	http_stream_abort(j->req);
+	j->req = NULL;
+	j->stop = 1;
+	if (j->parked)
+		next_step(j);        /* else the step under way comes back, and stops */
 }
 
 static void
 deliver_batch(struct pool_msg *m)
 {
 	struct rm_job *j = container_of(m, struct rm_job, batch_msg);
-	struct evbuffer *buf;
+	struct evbuffer *buf = j->batch;
 
-	pthread_mutex_lock(&j->mu);
-	buf = j->batch;
 	j->batch = NULL;
-	pthread_mutex_unlock(&j->mu);
-	if (!j->started && !http_req_gone(j->req)) {
+	if (j->req == NULL || j->rm->stopping || http_req_gone(j->req)) {
+		evbuffer_free(buf);
+		if (j->rm->stopping && j->err.status == 0)   /* the list says it is cut */
+			rm_set_error(&j->err, 503, "shutting_down", "the server is shutting down");
+		j->stop = 1;
+		next_step(j);
+		return;
+	}
+	if (!j->started) {
+		struct timeval tv = ms_tv(j->rm->conf->stream_timeout_ms);
 		http_stream_start(j->req, 200);
 		j->started = 1;
+		if ((j->deadline_ev = evtimer_new(j->rm->base, stream_deadline, j)) != NULL)
+			evtimer_add(j->deadline_ev, &tv);
 	}
-	if (j->started)
-		http_stream_chunk(j->req, buf);
+	http_stream_chunk(j->req, buf);
 	evbuffer_free(buf);
-	/* Back-pressure: the thread fetches the next batch once this one is out. */
+	/* Back-pressure: the next step is queued once this batch is mostly out. */
+	j->parked = 1;
 	http_stream_on_drain(j->req, STREAM_LOW_WATER, drained, j);
+}
+
+void
+rm_job_unpark(struct rm_job *j)
+{
+	if (!j->parked)
+		return;              /* queued or running: its next batch comes back and stops */
+	http_stream_on_drain(j->req, 0, NULL, NULL);
+	if (j->err.status == 0)
+		rm_set_error(&j->err, 503, "shutting_down", "the server is shutting down");
+	j->stop = 1;
+	next_step(j);
 }
 
 static void
@@ -129,7 +179,9 @@ deliver_end(struct pool_msg *m)
 	TAILQ_REMOVE(&j->rm->jobs, j, link);
 	if (j->err.status != 0)
 		count_error(j->rm, j->err.code);
-	if (j->rm->stopping && !j->started) {
+	if (j->req == NULL) {
+		/* a stream cut at stream_timeout_ms: its request is over */
+	} else if (j->rm->stopping && !j->started) {
 		http_drop(j->req);
 	} else if (j->started) {
 		close_list(j);
@@ -153,8 +205,6 @@ rm_job_new(struct readmongo *rm, struct http_req *req, enum rm_op op, const char
 
 	if (j == NULL)
 		return NULL;
-	pthread_mutex_init(&j->mu, NULL);
-	pthread_cond_init(&j->cv, NULL);
 	if ((j->out = evbuffer_new()) == NULL) {
 		rm_job_free(j);
 		return NULL;

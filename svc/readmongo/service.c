@@ -159,12 +159,14 @@ static void
 rm_shutdown(void *state)
 {
 	struct readmongo *rm = state;
-	struct rm_job *j;
+	struct rm_job *j, *next;
 
 	rm->stopping = 1;
-	/* Running lists stop at their next batch; the pool answers the rest. */
-	TAILQ_FOREACH(j, &rm->jobs, link)
-		rm_job_ack(j, 1);
+	/* Lists between batches stop now, those under way at their next batch; the pool answers the rest. */
+	for (j = TAILQ_FIRST(&rm->jobs); j != NULL; j = next) {
+		next = TAILQ_NEXT(j, link);
+		rm_job_unpark(j);
+	}
 	pool_free(rm->pool);
 	mongoc_client_pool_destroy(rm->clients);
 	pthread_mutex_destroy(&rm->down_mu);
