@@ -855,6 +855,11 @@ reap(void)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		if ((w = worker_by_pid(pid)) == NULL)
 			continue;
+		/*
+		 * What it said before it died comes first (why it could not get
+		 * ready, say), whichever of the two events the loop saw first.
+		 */
+		on_worker_ipc(w->ipc_fd, EV_READ, w);
 		describe_status(status, how, sizeof(how));
 		int expected = w->state == W_RETIRING || M.stopping;
 		int slot = w->slot;

@@ -17,10 +17,11 @@ my $dir = $c->dir;
 # deals each one to a slot), and records each request's time.
 sub timed_client {
     my ($stop, $out) = @_;
+    my $parent = $$;
     my $pid = fork // die;
     return $pid if $pid;
     my (@ms, @errors);
-    while (!-e $stop) {
+    while (!-e $stop && kill(0, $parent)) {
         my $t0 = time;
         my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 10);
         my $r;

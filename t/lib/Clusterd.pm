@@ -313,6 +313,7 @@ sub read_chunked {
 # "$out.first" at its first 200 answer. Returns the child's pid.
 sub client_loop {
     my ($port, $path, $stop_file, $out, $no_retry) = @_;
+    my $parent = $$;
     my $pid = fork // die "fork: $!";
     return $pid if $pid;
     my ($ok, $fail, %seen, @errors) = (0, 0);
@@ -320,7 +321,8 @@ sub client_loop {
     my $connect = sub {
         IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 10);
     };
-    while (!-e $stop_file) {
+    # bounded: the stop file, or the test gone (a load loop never outlives it)
+    while (!-e $stop_file && kill(0, $parent)) {
         my ($resp, $err);
         for my $try (0, 1) {
             my $reused = defined $s;
