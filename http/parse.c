@@ -311,6 +311,23 @@ on_message_complete(llhttp_t *p)
 	return HPE_PAUSED;
 }
 
+/*
+ * The last chunk's size line is in: what follows (trailers, then an empty
+ * line) is checked like a head, by scan_head(), before llhttp reads it.
+ */
+static int
+on_chunk_header(llhttp_t *p)
+{
+	struct conn *c = conn_of(p);
+
+	if (p->content_length != 0)
+		return 0;
+	c->head_scan = H_CRLF;           /* its size line ended in CRLF */
+	c->head_text = 1;
+	c->chunk_paused = 1;
+	return HPE_PAUSED;
+}
+
 /* A chunk's data and what ended it are in: process() checks that it was CRLF. */
 static int
 on_chunk_complete(llhttp_t *p)
@@ -341,6 +358,7 @@ static const llhttp_settings_t settings = {
 	.on_headers_complete = on_headers_complete,
 	.on_body = on_body,
 	.on_message_complete = on_message_complete,
+	.on_chunk_header = on_chunk_header,
 	.on_chunk_complete = on_chunk_complete,
 };
 
@@ -489,6 +507,11 @@ process(struct conn *c, const char *data, size_t len)
 		c->chunk_end = NULL;     /* the input buffer is reused for the next read */
 		data += n;
 		len -= n;
+		if (e == HPE_PAUSED && c->chunk_paused && !c->in_chunk_term) {
+			c->chunk_paused = 0;     /* the last chunk: its trailers are scanned next */
+			llhttp_resume(&c->parser);
+			continue;
+		}
 		if (e == HPE_PAUSED && c->chunk_paused) {
 			c->chunk_paused = 0;
 			if (c->chunk_term != 2) {
