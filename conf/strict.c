@@ -87,15 +87,19 @@ skip_space(struct scan *s)
 	}
 }
 
-/* A string token at s->p: its decoded text (malloc'd), or NULL with s->why set. */
+/*
+ * A string token at s->p, in double or (as json-c takes them) single
+ * quotes: its decoded text (malloc'd), or NULL with s->why set.
+ */
 static char *
 string_token(struct scan *s)
 {
 	const char *start = s->p, *q = s->p + 1;
+	char quote = *s->p;
 	json_object *o;
 	char *copy, *out = NULL;
 
-	for (; q < s->end && *q != '"'; q++) {
+	for (; q < s->end && *q != quote; q++) {
 		if (*q != '\\')
 			continue;
 		if (q + 5 < s->end && memcmp(q, "\\u0000", 6) == 0) {
@@ -215,7 +219,7 @@ json_strict_check(const char *text, size_t len, char *why, size_t whylen)
 				f->index++;
 				want_key = f->object;
 			}
-		} else if (ch == '"') {
+		} else if (ch == '"' || ch == '\'') {
 			const char *start = s.p;
 			char *str = string_token(&s);
 			if (str == NULL)

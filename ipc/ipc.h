@@ -39,7 +39,7 @@ enum ipc_type {
 	IPC_RELEASE,
 };
 
-#define IPC_MAX_FDS 16          /* descriptors passed with one message */
+#define IPC_MAX_FDS 64          /* descriptors passed with one message: a slot's sockets */
 
 #define IPC_REASON_MAX 512
 

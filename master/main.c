@@ -14,6 +14,7 @@
 #include "conf/config.h"
 #include "master/control.h"
 #include "master/master.h"
+#include "master/paths.h"
 #include "master/pidfile.h"
 
 #define DEFAULT_CONFIG SYSCONFDIR "/clusterd/clusterd.conf"
@@ -246,8 +247,11 @@ main(int argc, char **argv)
 	/* -s with -p needs no config: it works while the file is being edited. */
 	if (sig != NULL && !test && ov.pid_file != NULL)
 		return signal_master(ov.pid_file, sig, as_json);
-	if ((cfg = master_load_config(path, &ov, err, sizeof(err))) == NULL) {
+	if ((cfg = master_load_config(path, &ov, err, sizeof(err))) == NULL ||
+	    /* -s only reads the pid file: the logs' directories are not its business */
+	    (sig == NULL && paths_check(cfg, err, sizeof(err)) == -1)) {
 		fprintf(stderr, "clusterd: %s\n", err);
+		config_free(cfg);
 		return 1;
 	}
 	if (test) {

@@ -47,6 +47,7 @@
 #define FAST_STOP_KILL_MS 2000   /* SIGTERM, then SIGKILL after this */
 #define HUNG_KILL_MS 1000        /* a hung worker: SIGABRT, then SIGKILL after this */
 #define MAX_LISTEN_PER_SLOT CONFIG_MAX_LISTEN
+_Static_assert(MAX_LISTEN_PER_SLOT <= IPC_MAX_FDS, "a slot's sockets fit in one adopt message");
 
 struct generation {
 	long id;
@@ -125,8 +126,7 @@ master_load_config(const char *path, const struct config_overrides *ov, char *er
 {
 	struct config *cfg = config_load(path, ov, err, errlen);
 
-	if (cfg != NULL && (svc_resolve_routes(cfg, err, errlen) == -1 ||
-	    paths_check(cfg, err, errlen) == -1)) {
+	if (cfg != NULL && svc_resolve_routes(cfg, err, errlen) == -1) {
 		config_free(cfg);
 		return NULL;
 	}
@@ -316,6 +316,18 @@ slot_served(int slot)
 	return false;
 }
 
+/* No worker of slot is alive but one retiring: it waits for a fork. */
+static bool
+slot_empty(int slot)
+{
+	struct worker *w;
+
+	LIST_FOREACH(w, &M.workers, link)
+		if (w->slot == slot && w->state != W_RETIRING)
+			return false;
+	return true;
+}
+
 static int
 adoptions(pid_t pid)
 {
@@ -344,8 +356,13 @@ adopt_slot(int slot)
 	if (best == NULL)
 		return;              /* no one to take it: the connections wait */
 	nfds = listen_slot_fds(cfg, slot, fds, MAX_LISTEN_PER_SLOT);
-	if (nfds == 0 || ipc_send_fds(best->ipc_fd, &m, fds, nfds) == -1)
+	if (nfds == 0)
 		return;
+	if (ipc_send_fds(best->ipc_fd, &m, fds, nfds) == -1) {
+		log_warn("cannot hand slot %d's sockets to worker %ld: %s", slot, (long)best->pid,
+		    strerror(errno));
+		return;
+	}
 	M.slots[slot].adopter = best->pid;
 	log_info("slot %d has no worker: worker %ld (slot %d) accepts its connections until "
 	    "its new worker is ready", slot, (long)best->pid, best->slot);
@@ -678,6 +695,10 @@ on_worker_msg(struct worker *w, const struct ipc_msg *m)
 		log_info("worker %ld ready: slot %d, generation %ld", (long)w->pid, w->slot,
 		    w->gen->id);
 		release_slot(w->slot);
+		/* slots with no worker at all (in back-off) had no one to take them */
+		for (int s = 0; s < M.nslots; s++)
+			if (slot_empty(s))
+				adopt_slot(s);
 		retire_replaced(w);
 		if (M.lame_duck)         /* started during drain_delay_ms: it fails health too */
 			send_drain(w);
@@ -825,11 +846,12 @@ not_ready(const char *why)
 	snprintf(err, sizeof(err), "generation %ld cannot get ready, generation %ld goes on "
 	    "serving: %s", g->id, M.serving->id, why);
 	reload_failed(err);
-	LIST_FOREACH(w, &M.workers, link)
-		if (w->gen == g && w->state != W_RETIRING)
-			stop_worker(w, IPC_SHUTDOWN_FAST);
-	M.current = M.serving;
+	M.current = M.serving;       /* first: what stop_worker() re-homes uses its config */
 	M.announced = true;
+	/* g's workers, and those of any generation between it and the serving one */
+	LIST_FOREACH(w, &M.workers, link)
+		if (w->gen != M.serving && w->state != W_RETIRING)
+			stop_worker(w, w->gen == g ? IPC_SHUTDOWN_FAST : IPC_SHUTDOWN_GRACEFUL);
 	if (strcmp(g->cfg->error_log, M.current->cfg->error_log) != 0 &&
 	    log_open(M.current->cfg->error_log) == -1)
 		log_error("cannot reopen the error log %s: %s", M.current->cfg->error_log,
@@ -845,6 +867,17 @@ not_ready(const char *why)
 }
 
 static void
+drain_failure(struct worker *w)
+{
+	struct ipc_msg m;
+	char err[256];
+
+	while (ipc_recv(w->ipc_fd, &m, err, sizeof(err)) == 1)
+		if (m.type == IPC_FAILED && m.u.failed.pid == w->pid && w->state == W_STARTING)
+			snprintf(w->failure, sizeof(w->failure), "%s", m.u.failed.reason);
+}
+
+static void
 reap(void)
 {
 	struct worker *w;
@@ -856,10 +889,11 @@ reap(void)
 		if ((w = worker_by_pid(pid)) == NULL)
 			continue;
 		/*
-		 * What it said before it died comes first (why it could not get
-		 * ready, say), whichever of the two events the loop saw first.
+		 * Why it could not get ready, if it said so before it died:
+		 * whichever of the two events the loop saw first. Only that: the
+		 * process is gone, nothing else it sent can be acted on.
 		 */
-		on_worker_ipc(w->ipc_fd, EV_READ, w);
+		drain_failure(w);
 		describe_status(status, how, sizeof(how));
 		int expected = w->state == W_RETIRING || M.stopping;
 		int slot = w->slot;
@@ -1006,6 +1040,11 @@ reload(void)
 	notify_send("RELOADING=1\nMONOTONIC_USEC=%llu", (unsigned long long)now_ms() * 1000);
 	if ((cfg = master_load_config(M.current->cfg->path, M.ov, err, sizeof(err))) == NULL) {
 		reload_failed(err);
+		return;
+	}
+	if (paths_check(cfg, err, sizeof(err)) == -1) {
+		reload_failed(err);
+		config_free(cfg);
 		return;
 	}
 	snprintf(err, sizeof(err), "out of memory");

@@ -174,7 +174,7 @@ is($st, 200, 'the worker serves on');
     ok($eof, sprintf('a slow stream is cut after %.1f s', $took));
     cmp_ok($took, '>=', 1.4, '  ... not before stream_timeout_ms (1.5 s)');
     ok(poll_until($Clusterd::DEADLINE, sub { ($m->stats->{cursors} // 0) == 0 }), '  ... and its cursor is closed');
-    like($c->log_text, qr/a result stream took longer than stream_timeout_ms \(1500 ms\): cut after \d+ documents/,
+    like($c->log_text, qr/a result stream took longer than stream_timeout_ms \(1500 ms\): cut after \d+ bytes/,
         '  ... which the log says');
 }
 

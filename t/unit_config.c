@@ -103,6 +103,8 @@ main(void)
 	    "routes: line 1, column 75: a duplicate key", "a duplicate key is an error naming it");
 	bad("{" MIN ",\"limits\":{\"max_body_bytes\":1,\n\"max_body_bytes\":2}}",
 	    "limits.max_body_bytes: line 2, column 1: a duplicate key", "a nested duplicate key names its path");
+	bad("{" MIN ",'workers':2,'workers':3}", "workers: line 1, column 87: a duplicate key",
+	    "a duplicate key in single quotes");
 	bad("{" MIN ",\"workers\":2,}", "test.conf: line 1, column 86: a trailing comma", "a trailing comma in an object");
 	bad("{\"listen\":[\"127.0.0.1:8080\",],\"routes\":[{\"prefix\":\"/d\",\"service\":\"dummy\"}]}",
 	    "test.conf: listen: line 1, column 28: a trailing comma", "a trailing comma in an array");

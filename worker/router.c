@@ -14,6 +14,7 @@ struct router {
 	size_t draining;
 	void (*drained)(void *);
 	void *drained_arg;
+	int stopping;                /* router_free() is shutting the services down */
 };
 
 int
@@ -73,9 +74,18 @@ router_free(struct router *r)
 {
 	if (r == NULL)
 		return;
-	for (size_t i = 0; i < r->cfg->nroutes; i++)
-		if (r->states[i] != NULL)
-			r->cfg->routes[i].service->shutdown(r->states[i]);
+	/*
+	 * A service's shutdown answers the requests it holds; a request
+	 * pipelined behind one of them is then parsed and routed, perhaps to
+	 * a service already shut down: it gets a 503 instead.
+	 */
+	r->stopping = 1;
+	for (size_t i = 0; i < r->cfg->nroutes; i++) {
+		void *state = r->states[i];
+		r->states[i] = NULL;
+		if (state != NULL)
+			r->cfg->routes[i].service->shutdown(state);
+	}
 	free(r->states);
 	free(r);
 }
@@ -142,6 +152,10 @@ router_handle(struct http_req *req, void *arg)
 	const char *path = http_req_path(req), *sub;
 	int i;
 
+	if (r->stopping) {
+		http_error(req, 503, "shutting_down", "the server is shutting down");
+		return;
+	}
 	if (path == NULL || path[0] != '/') {
 		http_error(req, 400, "bad_request", "the request target must be an absolute path");
 		return;

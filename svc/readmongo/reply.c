@@ -74,14 +74,15 @@ stream_deadline(evutil_socket_t fd, short what, void *arg)
 	if (j->req == NULL)
 		return;
 	log_warn("route %s: a result stream took longer than stream_timeout_ms (%lld ms): "
-	    "cut after %llu documents", j->rm->prefix, j->rm->conf->stream_timeout_ms,
-	    (unsigned long long)j->docs);
+	    "cut after %llu bytes", j->rm->prefix, j->rm->conf->stream_timeout_ms,
+	    (unsigned long long)http_req_bytes(j->req));
 	j->rm->errors[RM_ERR_TIMEOUT]++;
 	http_stream_abort(j->req);
-	j->req = NULL;
-	j->stop = 1;
-	if (j->parked)
-		next_step(j);        /* else the step under way comes back, and stops */
+	j->req = NULL;               /* the loop's field: the thread never reads it */
+	if (j->parked) {             /* the loop's job now: stop it */
+		j->stop = 1;
+		next_step(j);
+	}                            /* else the step under way comes back, and stops */
 }
 
 static void
