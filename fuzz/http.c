@@ -82,7 +82,7 @@ turn(int peer)
 {
 	char sink[65536];
 
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < 2; i++) {
 		event_base_loop(base, EVLOOP_NONBLOCK);
 		while (read(peer, sink, sizeof(sink)) > 0)
 			;            /* the replies: read, so that output never piles up */
