@@ -1,37 +1,52 @@
-# Builds clusterd with the release flags, out of tree, from the repo's
-# sources: $BUILD_DIR/clusterd and its readmongo.so module; and $BUILD_DIR/mongo-ceiling (mongo/ceiling.c). Re-runs ./bootstrap (which also installs the
-# build dependencies) when configure is missing or older than its inputs,
-# and configure when the build dir is not configured or configure changed.
+# Builds clusterd with the release flags from a copy of the repo's sources
+# in $BUILD_DIR/src (the checkout may itself be configured in place, as the
+# README's commands leave it, which rules out a build out of tree):
+# $BUILD_DIR/src/clusterd and its readmongo.so module; and
+# $BUILD_DIR/mongo-ceiling (mongo/ceiling.c). Runs ./bootstrap (which also
+# installs the build dependencies) in the copy when its configure is missing
+# or older than its inputs, and configure when the copy is not configured,
+# configure changed, or the flags did.
 
 RELEASE_CFLAGS=${RELEASE_CFLAGS:--O2}
 
+# The sources: what git tracks and what it does not ignore, as they are now.
+copy_sources() {
+	local src=$1
+	mkdir -p "$src"
+	if git -C "$REPO" rev-parse --git-dir >/dev/null 2>&1; then
+		(cd "$REPO" && git ls-files -z -co --exclude-standard) |
+			(cd "$REPO" && xargs -0 cp --parents -p -u -t "$src")
+	else
+		(cd "$REPO" && tar -cf - --exclude=./bench/build --exclude=./bench/results \
+			--exclude=config.status --exclude='*.o' .) | (cd "$src" && tar -xf -)
+	fi
+}
+
 build_clusterd() {
-	local blog="$LOG_DIR/build.log" f
+	local blog="$LOG_DIR/build.log" f src="$BUILD_DIR/src"
 	: >"$blog"
-	[ ! -f "$REPO/config.status" ] ||
-		die "$REPO is configured in-tree (config.status): run 'make distclean' there, bench/run builds out of tree"
+	copy_sources "$src" >>"$blog" 2>&1 || { tail -20 "$blog" >&2; die "cannot copy the sources to $src"; }
 	local stale=0
-	[ -x "$REPO/configure" ] || stale=1
+	[ -x "$src/configure" ] || stale=1
 	for f in configure.ac Makefile.am bootstrap; do
-		[ "$REPO/$f" -nt "$REPO/configure" ] && stale=1
+		[ "$src/$f" -nt "$src/configure" ] && stale=1
 	done
 	if [ "$stale" = 1 ]; then
-		log "bootstrap (autoreconf) in $REPO"
-		(cd "$REPO" && ./bootstrap) >>"$blog" 2>&1 || { tail -20 "$blog" >&2; die "./bootstrap failed (see $blog)"; }
+		log "bootstrap (autoreconf) in $src"
+		(cd "$src" && ./bootstrap) >>"$blog" 2>&1 || { tail -20 "$blog" >&2; die "./bootstrap failed (see $blog)"; }
 	fi
-	mkdir -p "$BUILD_DIR"
-	if [ ! -f "$BUILD_DIR/config.status" ] || [ "$REPO/configure" -nt "$BUILD_DIR/config.status" ] ||
+	if [ ! -f "$src/config.status" ] || [ "$src/configure" -nt "$src/config.status" ] ||
 	   [ "$(cat "$BUILD_DIR/.bench-cflags" 2>/dev/null)" != "$RELEASE_CFLAGS" ]; then
-		log "configure CFLAGS='$RELEASE_CFLAGS' in $BUILD_DIR"
-		(cd "$BUILD_DIR" && "$REPO/configure" -q CFLAGS="$RELEASE_CFLAGS") >>"$blog" 2>&1 ||
+		log "configure CFLAGS='$RELEASE_CFLAGS' in $src"
+		(cd "$src" && ./configure -q CFLAGS="$RELEASE_CFLAGS") >>"$blog" 2>&1 ||
 			{ tail -20 "$blog" >&2; die "configure failed (see $blog)"; }
 		echo "$RELEASE_CFLAGS" >"$BUILD_DIR/.bench-cflags"
 	fi
 	log "make clusterd readmongo.so"
 	# readmongo is a module, beside the program, where clusterd looks for it
-	make -C "$BUILD_DIR" -j"$(nproc)" clusterd readmongo.so >>"$blog" 2>&1 ||
+	make -C "$src" -j"$(nproc)" clusterd readmongo.so >>"$blog" 2>&1 ||
 		{ tail -30 "$blog" >&2; die "make failed (see $blog)"; }
-	CLUSTERD="$BUILD_DIR/clusterd"
+	CLUSTERD="$src/clusterd"
 	CLUSTERD_VERSION=$("$CLUSTERD" -V 2>&1 | head -1)
 
 	# the test MongoDB server's ceiling client, on libmongoc like readmongo
