@@ -134,7 +134,6 @@ for my $i (0 .. $#fresh) {
     while (<$fh>) {
         $fr{$1} += $2 if /^(ok|fail) (\d+)/;
         $kinds{$1}++ if /^error \S+ (.*)/;
-        diag "new-connection client $i: $1" if /^error (.*)/ && $kinds{$2 // ''} && 0;
     }
     diag "new-connection client $i: $_ x $kinds{$_}" for sort keys %kinds;
 }
