@@ -31,6 +31,7 @@
 
 #include "common/log.h"
 #include "common/time.h"
+#include "ipc/bus.h"
 #include "ipc/ipc.h"
 #include "ipc/stats.h"
 #include "master/control.h"
@@ -39,6 +40,7 @@
 #include "master/notify.h"
 #include "master/paths.h"
 #include "master/pidfile.h"
+#include "master/relay.h"
 #include "master/restart.h"
 #include "master/supervise.h"
 #include "svc/service.h"
@@ -65,6 +67,7 @@ struct worker {
 	enum wstate state;
 	int ipc_fd;
 	struct event *ipc_ev;
+	struct relay_port *bus;      /* its port on the bus between workers */
 	struct event *kill_ev;       /* SIGKILL deadline once asked to stop */
 	uint64_t started_ms;
 	struct supervised sv;        /* heartbeat, requests, limits, RSS */
@@ -114,6 +117,7 @@ static struct {
 	bool announced;              /* the current generation was logged ready */
 	bool start_failed;           /* the first generation cannot get ready */
 	int exit_status;
+	char host_uid[17];           /* names this master to other hosts (socketio over Redis) */
 } M;
 
 _Static_assert(REASON_COUNT == STATS_RESTART_REASONS, "one shared counter per reason");
@@ -427,6 +431,7 @@ worker_free(struct worker *w)
 		event_free(w->ipc_ev);
 	if (w->kill_ev != NULL)
 		event_free(w->kill_ev);
+	relay_port_free(w->bus);
 	close(w->ipc_fd);
 	free(w);
 }
@@ -752,7 +757,7 @@ on_worker_ipc(evutil_socket_t fd, short what, void *arg)
 static void
 spawn(int slot, struct generation *gen)
 {
-	int pair[2] = { -1, -1 }, fds[MAX_LISTEN_PER_SLOT];
+	int pair[2] = { -1, -1 }, bus[2] = { -1, -1 }, fds[MAX_LISTEN_PER_SLOT];
 	uint64_t limit = supervise_request_limit((uint64_t)gen->cfg->max_requests,
 	    (uint64_t)gen->cfg->max_requests_jitter, random64());
 	struct worker_args args;
@@ -765,7 +770,7 @@ spawn(int slot, struct generation *gen)
 		log_warn("slot %d: no block of shared figures left: this worker is not counted",
 		    slot);
 	/* Everything the master needs to watch the worker exists before the fork. */
-	if ((w = calloc(1, sizeof(*w))) == NULL || ipc_pair(pair) == -1 ||
+	if ((w = calloc(1, sizeof(*w))) == NULL || ipc_pair(pair) == -1 || bus_pair(bus) == -1 ||
 	    (w->ipc_ev = event_new(M.base, pair[0], EV_READ | EV_PERSIST, on_worker_ipc,
 		w)) == NULL ||
 	    (w->kill_ev = evtimer_new(M.base, kill_fire, w)) == NULL ||
@@ -780,6 +785,10 @@ spawn(int slot, struct generation *gen)
 			close(pair[0]);
 			close(pair[1]);
 		}
+		if (bus[0] != -1) {
+			close(bus[0]);
+			close(bus[1]);
+		}
 		free(w);
 		if (block != -1)
 			stats_block_retire(block);
@@ -789,11 +798,16 @@ spawn(int slot, struct generation *gen)
 	nfds = listen_slot_fds(gen->cfg, slot, fds, MAX_LISTEN_PER_SLOT);
 	if (pid == 0) {
 		args = (struct worker_args){ .cfg = gen->cfg, .slot = slot,
-		    .generation = gen->id, .ipc_fd = pair[1], .fds = fds, .nfds = nfds,
-		    .master = getppid(), .max_requests = limit, .stats_block = block };
+		    .generation = gen->id, .ipc_fd = pair[1], .bus_fd = bus[1], .fds = fds,
+		    .nfds = nfds, .master = getppid(), .max_requests = limit,
+		    .stats_block = block, .host_uid = M.host_uid };
 		worker_run(&args);
 	}
 	close(pair[1]);
+	close(bus[1]);
+	/* Without its port the worker serves on; only its broadcasts stay local. */
+	if ((w->bus = relay_port_new(M.base, bus[0], pid)) == NULL)
+		log_error("worker %ld: no port on the bus: %s", (long)pid, strerror(errno));
 	w->pid = pid;
 	w->slot = slot;
 	w->gen = gen;
@@ -1401,6 +1415,7 @@ master_run(struct config *cfg, const struct config_overrides *ov)
 	M.ov = ov;
 	M.sfd = -1;
 	M.started_ms = now_ms();
+	snprintf(M.host_uid, sizeof(M.host_uid), "%016llx", (unsigned long long)random64());
 	M.last_tick_ms = M.started_ms;
 	M.last_reload.result = "none";
 	M.exit_status = 1;

@@ -20,7 +20,8 @@
 	X(dummy) \
 	X(health) \
 	X(metrics) \
-	M(readmongo)
+	M(readmongo) \
+	M(socketio)
 
 #define DECLARE(name) extern const struct service name##_service;
 #define NONE(name)

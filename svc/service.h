@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <event2/event.h>
 #include <json-c/json.h>
@@ -33,6 +34,17 @@ struct worker_info {
 	int slot;
 	long generation;
 	bool draining;               /* a graceful stop has begun (drain_delay_ms, then the drain) */
+	long long shutdown_timeout_ms;   /* a graceful stop's deadline: drains fit in it */
+	const char *host_uid;        /* 16 hex digits naming this master, the same in all its workers */
+	/*
+	 * Sends one message (the iovecs, gathered) to the same route's service
+	 * in each of this master's other workers, in order, through the master
+	 * (ipc/bus.h); topic is "service prefix". With echo, to this worker
+	 * too, once the master has queued it for all the others: messages sent
+	 * with echo reach every worker in one order. 0, or -1 when it was
+	 * dropped (too big, or the bus is backed up). Never blocks.
+	 */
+	int (*bus_send)(const char *topic, bool echo, const struct iovec *iov, int iovcnt);
 };
 
 /*
@@ -77,6 +89,8 @@ struct service {
 	 * the service holds nothing beyond its requests.
 	 */
 	void (*drain)(void *state, void (*done)(void *arg), void *arg);
+	/* A message from the same route in another worker (bus_send). NULL: none. */
+	void (*bus_recv)(void *state, const unsigned char *msg, size_t len);
 	/* Reports the route's figures through emit(ctx, ...). NULL: none. */
 	void (*stats)(void *state, svc_emit emit, void *ctx);
 	void (*shutdown)(void *state);

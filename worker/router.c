@@ -116,6 +116,24 @@ router_drain(struct router *r, void (*done)(void *arg), void *arg)
 	route_drained(r);
 }
 
+void
+router_bus(struct router *r, const char *topic, const unsigned char *msg, size_t len)
+{
+	const char *sp = strchr(topic, ' ');
+
+	if (r->stopping || sp == NULL)
+		return;
+	for (size_t i = 0; i < r->cfg->nroutes; i++) {
+		const struct route_conf *rt = &r->cfg->routes[i];
+		if (rt->service->bus_recv != NULL && strcmp(rt->prefix, sp + 1) == 0 &&
+		    strlen(rt->service->name) == (size_t)(sp - topic) &&
+		    strncmp(rt->service->name, topic, (size_t)(sp - topic)) == 0) {
+			rt->service->bus_recv(r->states[i], msg, len);
+			return;
+		}
+	}
+}
+
 struct stats_ctx {
 	void (*emit)(void *ctx, const char *prefix, const struct svc_figure *f);
 	void *ctx;

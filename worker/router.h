@@ -26,6 +26,11 @@ void router_handle(struct http_req *req, void *arg);
  * anything).
  */
 void router_drain(struct router *r, void (*done)(void *arg), void *arg);
+/*
+ * A message on the bus for topic "service prefix": to that route's service,
+ * if this worker has such a route (another generation may not).
+ */
+void router_bus(struct router *r, const char *topic, const unsigned char *msg, size_t len);
 /* Every route's figures: emit(ctx, prefix, figure). */
 void router_stats(struct router *r,
     void (*emit)(void *ctx, const char *prefix, const struct svc_figure *f), void *ctx);

@@ -16,6 +16,7 @@
 
 #include "common/log.h"
 #include "common/time.h"
+#include "ipc/bus.h"
 #include "ipc/ipc.h"
 #include "ipc/stats.h"
 #include "svc/service.h"
@@ -36,6 +37,7 @@ static struct {
 	struct http_server *http;
 	struct router *router;
 	struct event *ipc_ev, *stats_ev;
+	struct bus_end *bus;         /* to the other workers, through the master */
 	struct event *sig_ev[6];
 	int shutting_down;
 	int draining;                /* the HTTP server and the router, until done */
@@ -78,7 +80,7 @@ follow_master(pid_t master)
 static void
 detach_from_master(const struct worker_args *a)
 {
-	int keep[2 + CONFIG_MAX_LISTEN];
+	int keep[3 + CONFIG_MAX_LISTEN];
 	size_t n = 0;
 	sigset_t none;
 
@@ -91,6 +93,7 @@ detach_from_master(const struct worker_args *a)
 	signal(SIGTTOU, SIG_IGN);
 	follow_master(a->master);
 	keep[n++] = a->ipc_fd;
+	keep[n++] = a->bus_fd;
 	keep[n++] = log_fd();
 	for (size_t i = 0; i < a->nfds && n < sizeof(keep) / sizeof(keep[0]); i++)
 		keep[n++] = a->fds[i];
@@ -303,6 +306,19 @@ on_ipc(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+on_bus(void *arg, const char *topic, const unsigned char *body, size_t len)
+{
+	(void)arg;
+	router_bus(W.router, topic, body, len);
+}
+
+static int
+bus_send(const char *topic, bool echo, const struct iovec *iov, int iovcnt)
+{
+	return W.bus != NULL ? bus_end_send(W.bus, echo ? BUS_ECHO : 0, topic, iov, iovcnt) : -1;
+}
+
+static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
@@ -331,6 +347,10 @@ setup_loop(const struct worker_args *a)
 	if (W.base == NULL)
 		return -1;
 	W.info.base = W.base;
+	/* Before the services start: they may send at once. */
+	if ((W.bus = bus_end_new(W.base, a->bus_fd, on_bus, NULL)) == NULL)
+		return -1;
+	W.info.bus_send = bus_send;
 	lim = (struct http_limits){
 		.max_header_bytes = a->cfg->limits.max_header_bytes,
 		.max_body_bytes = a->cfg->limits.max_body_bytes,
@@ -375,6 +395,7 @@ teardown(void)
 		event_free(W.stats_ev);
 	/* Services first: ending the requests they hold still needs the server. */
 	router_free(W.router);
+	bus_end_free(W.bus);
 	http_server_free(W.http);
 	if (W.base != NULL)
 		event_base_free(W.base);
@@ -413,6 +434,8 @@ worker_run(const struct worker_args *a)
 	W.info.pid = getpid();
 	W.info.slot = a->slot;
 	W.info.generation = a->generation;
+	W.info.host_uid = a->host_uid;
+	W.info.shutdown_timeout_ms = a->cfg->shutdown_timeout_ms;
 	snprintf(role, sizeof(role), "worker slot %d", a->slot);
 	log_set_role(role);
 	log_forget_error();

@@ -16,6 +16,8 @@ struct worker_args {
 	int slot;
 	long generation;
 	int ipc_fd;
+	int bus_fd;                  /* the bus to the other workers (ipc/bus.h) */
+	const char *host_uid;        /* the master's, the same in all its workers */
 	const int *fds;              /* this slot's listening sockets */
 	size_t nfds;
 	pid_t master;
