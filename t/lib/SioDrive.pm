@@ -12,6 +12,7 @@ use Time::HiRes qw(time);
 
 my $json = JSON::PP->new->canonical->allow_nonref;
 our $DIR = ($ENV{TOP_SRCDIR} // '.') . '/t/sio';
+sub DIR { $DIR }
 
 sub check_deps {
     system('node --version >/dev/null 2>&1') == 0
