@@ -11,6 +11,9 @@ use IO::Socket::INET;
 use Clusterd qw(poll_until json_decode);
 use WsRaw;
 
+# Writing to a connection the server has just closed is part of the test.
+$SIG{PIPE} = 'IGNORE';
+
 my $TOKEN = 'test-token-123';
 my $c = Clusterd->new(config => {
     heartbeat_interval_ms => 100,

@@ -354,6 +354,8 @@ pack_object(struct enc *e, json_object *o, int depth)
 	if (msgpack_pack_map(&e->pk, (size_t)json_object_object_length(o)) != 0)
 		return enc_fail(e, "out of memory");
 	json_object_object_foreach(o, k, v) {
+		if (!utf8_valid((const unsigned char *)k, strlen(k)))
+			return enc_fail(e, "a key that is not valid UTF-8");
 		if (pack_str(&e->pk, k, strlen(k)) != 0)
 			return enc_fail(e, "out of memory");
 		if (pack_json(e, v, depth + 1) == -1)
@@ -390,10 +392,16 @@ pack_json(struct enc *e, json_object *o, int depth)
 		    msgpack_pack_int64(&e->pk, v);
 		break;
 	}
-	case json_type_string:
-		rc = pack_str(&e->pk, json_object_get_string(o),
-		    (size_t)json_object_get_string_len(o));
+	case json_type_string: {
+		const char *p = json_object_get_string(o);
+		size_t n = (size_t)json_object_get_string_len(o);
+
+		/* json-c lets overlong forms through: other hosts would refuse them. */
+		if (!utf8_valid((const unsigned char *)p, n))
+			return enc_fail(e, "a string that is not valid UTF-8");
+		rc = pack_str(&e->pk, p, n);
 		break;
+	}
 	case json_type_array: {
 		size_t n = json_object_array_length(o);
 
@@ -426,12 +434,18 @@ pack_list(msgpack_packer *pk, const char *const *v, size_t n)
 }
 
 static bool
+valid_text(const char *s)
+{
+	return s != NULL && utf8_valid((const unsigned char *)s, strlen(s));
+}
+
+static bool
 valid_list(const char *const *v, size_t n)
 {
 	if (n > 0 && v == NULL)
 		return false;
 	for (size_t i = 0; i < n; i++)
-		if (v[i] == NULL)
+		if (!valid_text(v[i]))
 			return false;
 	return true;
 }
@@ -459,9 +473,13 @@ encode(const struct sio_bcast *b, const char *uid, msgpack_sbuffer *out,
 		goto done;
 	}
 	nsp = b->nsp != NULL ? b->nsp : "/";
-	if (!valid_list(b->rooms, b->nrooms) || !valid_list(b->except, b->nexcept) ||
-	    (b->natt > 0 && b->att == NULL)) {
-		enc_fail(&e, "a NULL room or attachment list");
+	if (!valid_text(uid) || !valid_text(nsp) || !valid_list(b->rooms, b->nrooms) ||
+	    !valid_list(b->except, b->nexcept)) {
+		enc_fail(&e, "a uid, namespace or room that is NULL or not UTF-8");
+		goto done;
+	}
+	if (b->natt > 0 && b->att == NULL) {
+		enc_fail(&e, "no attachment list");
 		goto done;
 	}
 	if (b->natt > SIO_REDIS_MAX_ATT) {
@@ -482,6 +500,11 @@ encode(const struct sio_bcast *b, const char *uid, msgpack_sbuffer *out,
 	if (json_tokener_get_error(tok) != json_tokener_success) {
 		enc_fail(&e, "data is not JSON: %s",
 		    json_tokener_error_desc(json_tokener_get_error(tok)));
+		goto done;
+	}
+	/* A NUL ends json-c's input early. */
+	if (json_tokener_get_parse_end(tok) != b->datalen) {
+		enc_fail(&e, "data is not JSON: bytes after its end");
 		goto done;
 	}
 	if (!json_object_is_type(data, json_type_array) || json_object_array_length(data) == 0 ||
@@ -668,13 +691,23 @@ struct dec {
 
 static int to_json(struct dec *d, const msgpack_object *o, int depth, json_object **out);
 
+/*
+ * msgpack-c leaves the pointer of an empty string or bin NULL: never
+ * hand that to memcpy() and friends, or to a caller.
+ */
+static const char *
+str_ptr(const msgpack_object *o)
+{
+	return o->via.str.size > 0 ? o->via.str.ptr : "";
+}
+
 static bool
 is_str(const msgpack_object *o, const char *s)
 {
 	size_t n = strlen(s);
 
 	return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n &&
-	    memcmp(o->via.str.ptr, s, n) == 0;
+	    memcmp(str_ptr(o), s, n) == 0;
 }
 
 /* A string for a C string: no NUL, valid UTF-8. */
@@ -682,8 +715,8 @@ static bool
 valid_cstr(const msgpack_object *o)
 {
 	return o->type == MSGPACK_OBJECT_STR &&
-	    memchr(o->via.str.ptr, '\0', o->via.str.size) == NULL &&
-	    utf8_valid((const unsigned char *)o->via.str.ptr, o->via.str.size);
+	    memchr(str_ptr(o), '\0', o->via.str.size) == NULL &&
+	    utf8_valid((const unsigned char *)str_ptr(o), o->via.str.size);
 }
 
 /* A number as JSON.stringify writes it: no NaN or infinity, no -0. */
@@ -776,7 +809,7 @@ placeholder_json(struct dec *d, const msgpack_object *o, json_object **out)
 	if ((v = json_object_new_int64((int64_t)d->natt)) == NULL ||
 	    json_object_object_add(j, "num", v) != 0)
 		goto oom;
-	d->att[d->natt].p = (const unsigned char *)o->via.bin.ptr;
+	d->att[d->natt].p = (const unsigned char *)(o->via.bin.size > 0 ? o->via.bin.ptr : "");
 	d->att[d->natt].len = o->via.bin.size;
 	d->natt++;
 	*out = j;
@@ -858,7 +891,7 @@ map_json(struct dec *d, const msgpack_object *o, int depth, json_object **out)
 		/* The value first: converting it reuses d->key. */
 		if (to_json(d, val, depth + 1, &v) == -1)
 			goto fail;
-		memcpy(d->key, k->via.str.ptr, k->via.str.size);
+		memcpy(d->key, str_ptr(k), k->via.str.size);
 		d->key[k->via.str.size] = '\0';
 		if (json_object_object_add(j, d->key, v) != 0) {
 			json_object_put(v);
@@ -897,9 +930,9 @@ to_json(struct dec *d, const msgpack_object *o, int depth, json_object **out)
 	case MSGPACK_OBJECT_FLOAT64:
 		return number_json(d, o->via.f64, out);
 	case MSGPACK_OBJECT_STR:
-		if (!utf8_valid((const unsigned char *)o->via.str.ptr, o->via.str.size))
+		if (!utf8_valid((const unsigned char *)str_ptr(o), o->via.str.size))
 			return fail(d->err, d->errlen, "a string that is not valid UTF-8");
-		j = json_object_new_string_len(o->via.str.ptr, (int)o->via.str.size);
+		j = json_object_new_string_len(str_ptr(o), (int)o->via.str.size);
 		break;
 	case MSGPACK_OBJECT_BIN:
 		return placeholder_json(d, o, out);
@@ -991,7 +1024,7 @@ fill_rooms(const msgpack_object *v, const char **dst, size_t n, struct strs *s)
 		int len;
 
 		if (r->type == MSGPACK_OBJECT_STR) {
-			dst[i] = strs_put(s, r->via.str.ptr, r->via.str.size);
+			dst[i] = strs_put(s, str_ptr(r), r->via.str.size);
 			continue;
 		}
 		if (r->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
@@ -1092,7 +1125,7 @@ sio_redis_decode(const char *buf, size_t len,
 		goto out;
 	}
 	memset(&b, 0, sizeof(b));
-	b.nsp = nsp != NULL ? strs_put(&s, nsp->via.str.ptr, nsp->via.str.size) : strs_put(&s, "/", 1);
+	b.nsp = nsp != NULL ? strs_put(&s, str_ptr(nsp), nsp->via.str.size) : strs_put(&s, "/", 1);
 	if (nrooms > 0) {
 		fill_rooms(rooms, lists, nrooms, &s);
 		b.rooms = lists;
@@ -1107,7 +1140,7 @@ sio_redis_decode(const char *buf, size_t len,
 	b.datalen = textlen;
 	b.att = d.att;
 	b.natt = d.natt;
-	cb(arg, strs_put(&s, uid->via.str.ptr, uid->via.str.size), &b);
+	cb(arg, strs_put(&s, str_ptr(uid), uid->via.str.size), &b);
 	rc = 0;
 out:
 	free(s.p);
