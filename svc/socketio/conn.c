@@ -4,6 +4,12 @@
  * packet, the server's pings), and Socket.IO v5 packets inside Engine.IO's
  * messages, each namespace a socket of its own.
  *
+ * Memory: wslay's context is 8.5 kB (two 4 kB buffers), most of what a
+ * connection would cost. An idle connection has none: the context is
+ * freed when nothing is queued for the socket and no frame is half read
+ * (we count the bytes wslay took against the frames it finished), and a
+ * new one is made when the socket is readable or something is to be sent.
+ *
  * Lifetime: a connection is freed only from its own events (I/O, timers)
  * or the drain, never from inside wslay or a delivery; anything else that
  * wants it gone asks sio_conn_close(), which only queues a close frame.
@@ -47,6 +53,10 @@ struct sio_conn {
 	struct pending *pend;
 	const char *fail;            /* set inside a wslay callback: close once it returns */
 	uint16_t fail_code;
+	uint64_t fed;                /* bytes handed to wslay */
+	uint64_t framed;             /* bytes of the frames it has finished reading */
+	uint64_t frame_size;         /* of the frame being read */
+	bool in_msg;                 /* a fragmented message is being read */
 	bool awaiting_pong;
 	bool eof;                    /* the peer is gone */
 	bool closing;
@@ -72,13 +82,17 @@ ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *
 			evbuffer_free(c->in);
 			c->in = NULL;
 		}
-		if (n > 0)
+		if (n > 0) {
+			c->fed += (uint64_t)n;
 			return n;
+		}
 	}
 	while ((n = recv(c->fd, buf, len, 0)) == -1 && errno == EINTR)
 		;
-	if (n > 0)
+	if (n > 0) {
+		c->fed += (uint64_t)n;
 		return n;
+	}
 	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 	else {
@@ -113,6 +127,61 @@ ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
 	wslay_event_set_error(ctx, errno == EAGAIN || errno == EWOULDBLOCK ?
 	    WSLAY_ERR_WOULDBLOCK : WSLAY_ERR_CALLBACK_FAILURE);
 	return -1;
+}
+
+/* A client's frame: its header is 2 bytes, the extended length, the mask. */
+static void
+ws_frame_start(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *a,
+    void *user)
+{
+	struct sio_conn *c = user;
+
+	(void)ctx;
+	c->frame_size = 2 + (a->payload_length > 65535 ? 8 : a->payload_length > 125 ? 2 : 0) +
+	    4 + a->payload_length;
+	if (!wslay_is_ctrl_frame(a->opcode))
+		c->in_msg = !a->fin;
+}
+
+static void
+ws_frame_end(wslay_event_context_ptr ctx, void *user)
+{
+	struct sio_conn *c = user;
+
+	(void)ctx;
+	c->framed += c->frame_size;
+}
+
+static void ws_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
+    void *user);
+
+/* The connection's wslay context, made if it has none: 0, or -1 out of memory. */
+static int
+ws_context(struct sio_conn *c)
+{
+	static const struct wslay_event_callbacks cbs = { ws_recv, ws_send, NULL,
+	    ws_frame_start, NULL, ws_frame_end, ws_msg };
+
+	if (c->ws != NULL)
+		return 0;
+	if (wslay_event_context_server_init(&c->ws, &cbs, c) != 0) {
+		c->ws = NULL;
+		return -1;
+	}
+	wslay_event_config_set_max_recv_msg_length(c->ws, (uint64_t)c->s->conf->max_payload_bytes);
+	return 0;
+}
+
+/* Frees the context of a connection that needs none now (see the top). */
+static void
+ws_park(struct sio_conn *c)
+{
+	if (c->ws == NULL || c->closing || c->fail != NULL || c->in_msg || c->fed != c->framed ||
+	    c->out != NULL || c->in != NULL || wslay_event_want_write(c->ws) ||
+	    !wslay_event_get_read_enabled(c->ws) || !wslay_event_get_write_enabled(c->ws))
+		return;
+	wslay_event_context_free(c->ws);
+	c->ws = NULL;
 }
 
 /* ---- sending ---- */
@@ -152,6 +221,13 @@ sio_conn_send(struct sio_conn *c, int opcode, const void *p, size_t len)
 
 	if (c->closing)
 		return -1;
+	if (ws_context(c) == -1) {
+		/* not even a close frame can be queued: it goes at the next turn */
+		c->fail = "out of memory";
+		c->fail_code = 1011;
+		mark_dirty(c);
+		return -1;
+	}
 	if (wslay_event_get_queued_msg_length(c->ws) + len > (size_t)c->s->conf->send_queue_bytes) {
 		/* It lets more pile up than it may: it goes, and takes its backlog along. */
 		c->s->fig.closed_queue++;
@@ -221,8 +297,9 @@ sio_conn_close(struct sio_conn *c, uint16_t code, const char *reason)
 	event_del(c->timer);
 	event_assign(c->timer, c->s->w->base, -1, 0, close_deadline, c);
 	event_add(c->timer, &tv);
-	wslay_event_queue_close(c->ws, code, (const uint8_t *)reason, strlen(reason));
-	mark_dirty(c);
+	if (ws_context(c) == 0)
+		wslay_event_queue_close(c->ws, code, (const uint8_t *)reason, strlen(reason));
+	mark_dirty(c);           /* without a context, it is freed there */
 }
 
 void
@@ -246,7 +323,8 @@ sio_conn_free(struct sio_conn *c)
 	event_free(c->timer);
 	if (c->connect_ev != NULL)
 		event_free(c->connect_ev);
-	wslay_event_context_free(c->ws);
+	if (c->ws != NULL)
+		wslay_event_context_free(c->ws);
 	if (c->in != NULL)
 		evbuffer_free(c->in);
 	if (c->out != NULL)
@@ -484,6 +562,10 @@ ws_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *ar
 static void
 settle(struct sio_conn *c)
 {
+	if (c->ws == NULL) {         /* closing, and no memory to say so */
+		sio_conn_free(c);
+		return;
+	}
 	if (c->fail != NULL && !c->closing) {
 		if (c->fail_code == 1002)
 			c->s->fig.closed_protocol++;
@@ -503,11 +585,17 @@ settle(struct sio_conn *c)
 			event_add(c->wev, NULL);
 	} else
 		event_del(c->wev);
+	ws_park(c);
 }
 
 static void
 conn_write(struct sio_conn *c)
 {
+	if (c->ws == NULL) {
+		if (c->closing || c->fail != NULL)
+			sio_conn_free(c);    /* a close it had no memory to queue */
+		return;                  /* parked: nothing to send */
+	}
 	if (wslay_event_send(c->ws) != 0) {
 		sio_conn_free(c);        /* the peer reset, or memory ran out */
 		return;
@@ -523,7 +611,10 @@ on_readable(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-
+	if (ws_context(c) == -1) {
+		sio_conn_free(c);        /* out of memory: it cannot even be told */
+		return;
+	}
 	if ((rc = wslay_event_recv(c->ws)) != 0) {
 		log_debug("socketio: wslay_event_recv: %d%s", rc, c->eof ? " (the end)" : "");
 		if (!c->eof && !c->closing) {
@@ -564,8 +655,6 @@ connect_fire(evutil_socket_t fd, short what, void *arg)
 int
 sio_conn_open(struct sio *s, int fd, struct evbuffer *in, struct evbuffer *out)
 {
-	static const struct wslay_event_callbacks cbs = { ws_recv, ws_send, NULL, NULL, NULL,
-	    NULL, ws_msg };
 	const struct sio_conf *cf = s->conf;
 	struct sio_conn *c = calloc(1, sizeof(*c));
 	char open[256];
@@ -588,10 +677,8 @@ sio_conn_open(struct sio *s, int fd, struct evbuffer *in, struct evbuffer *out)
 	if ((c->rev = event_new(s->w->base, fd, EV_READ | EV_PERSIST, on_readable, c)) == NULL ||
 	    (c->wev = event_new(s->w->base, fd, EV_WRITE | EV_PERSIST, on_writable, c)) == NULL ||
 	    (c->timer = evtimer_new(s->w->base, ping_fire, c)) == NULL ||
-	    (c->connect_ev = evtimer_new(s->w->base, connect_fire, c)) == NULL ||
-	    wslay_event_context_server_init(&c->ws, &cbs, c) != 0)
+	    (c->connect_ev = evtimer_new(s->w->base, connect_fire, c)) == NULL)
 		goto fail;
-	wslay_event_config_set_max_recv_msg_length(c->ws, (uint64_t)cf->max_payload_bytes);
 	TAILQ_INSERT_TAIL(&s->conns, c, link);
 	s->nconns++;
 	s->fig.connections_total++;

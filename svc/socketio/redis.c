@@ -893,6 +893,15 @@ map_json(struct dec *d, const msgpack_object *o, int depth, json_object **out)
 			goto fail;
 		memcpy(d->key, str_ptr(k), k->via.str.size);
 		d->key[k->via.str.size] = '\0';
+		/*
+		 * JavaScript would keep the last, and lose a binary the first held
+		 * while we had counted it: no encoder of a JS object writes one.
+		 */
+		if (json_object_object_get_ex(j, d->key, NULL)) {
+			json_object_put(v);
+			fail(d->err, d->errlen, "a map with a duplicate key");
+			goto fail;
+		}
 		if (json_object_object_add(j, d->key, v) != 0) {
 			json_object_put(v);
 			fail(d->err, d->errlen, "out of memory");
@@ -1602,12 +1611,11 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* The messages published to us, and the PSUBSCRIBE confirmations. */
+/* A message published on one of our patterns, and where. */
 struct delivery {
 	struct sio_redis *r;
 	const char *channel;
 	size_t chlen;
-	bool own;
 };
 
 static void
@@ -1616,10 +1624,9 @@ on_decoded(void *arg, const char *uid, const struct sio_bcast *b)
 	struct delivery *dv = arg;
 	struct sio_redis *r = dv->r;
 
-	if (strcmp(uid, r->uid) == 0) {
-		dv->own = true;
+	/* Ours, back from Redis: the hub delivered it already. */
+	if (strcmp(uid, r->uid) == 0)
 		return;
-	}
 	/* As the adapter: the channel and the packet must name the same namespace. */
 	for (size_t i = 0; i < r->nnsps; i++) {
 		size_t n = strlen(r->prefixes[i]);
@@ -1642,8 +1649,10 @@ printable(char *dst, size_t dstlen, const char *s, size_t n)
 
 	for (size_t i = 0; i < n && k + 4 < dstlen; i++)
 		dst[k++] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
-	if (n > 0 && k + 4 >= dstlen)
-		memcpy(dst + k, "...", 3), k += 3;
+	if (k < n) {
+		memcpy(dst + k, "...", 3);
+		k += 3;
+	}
 	dst[k] = '\0';
 }
 
@@ -1657,6 +1666,7 @@ on_message(redisAsyncContext *ac, void *reply, void *privdata)
 	uint64_t missed;
 
 	(void)privdata;
+	/* Not the PSUBSCRIBE confirmations, nor the NULL of a connection going away. */
 	if (c == NULL || rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 4 ||
 	    rep->element[0]->type != REDIS_REPLY_STRING || strcmp(rep->element[0]->str, "pmessage") != 0)
 		return;

@@ -133,8 +133,9 @@ int sio_redis_encode(const struct sio_bcast *b, const char *uid, msgpack_sbuffer
  * Integer rooms become their decimal text. 0, or -1 with the reason in
  * err: not a broadcast (type other than 2 EVENT, data not an array
  * starting with a string), truncated or trailing bytes, a map key that is
- * not a string, a map holding "_placeholder": true (only a bin may stand
- * for a binary), other ext types, invalid UTF-8, or a limit above.
+ * not a string or comes twice, a map holding "_placeholder": true (only a
+ * bin may stand for a binary), other ext types, invalid UTF-8, or a limit
+ * above.
  */
 int sio_redis_decode(const char *buf, size_t len,
     void (*cb)(void *arg, const char *uid, const struct sio_bcast *b), void *arg,
