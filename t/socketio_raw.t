@@ -172,7 +172,18 @@ is($st, 400, 'an empty room: 400');
 is($st, 413, 'over max_payload_bytes: 413');
 
 # Two readers in room "feed" (a quick one and one that stops reading) and one
-# outside it; every emit reaches the quick one, in order.
+# outside it; every emit reaches the quick one, in order. On a server of its
+# own with the default pings, so that only its send queue can cut the one
+# that stops reading, however slow the machine.
+my $first = $c;
+is_deeply([ $c->workers ], [ @workers ], 'the same workers after all that');
+$c->stop;
+$c = Clusterd->new(config => { heartbeat_interval_ms => 100, routes => [
+    { prefix => '/metrics', service => 'metrics' },
+    { prefix => '/socket.io', service => 'socketio', max_payload_bytes => 100000,
+      send_queue_bytes => 262144, publish_token => $TOKEN } ] })->start;
+$port = $c->port;
+@workers = $c->workers;
 my $quick = WsRaw->connect($port);
 $quick->{autopong} = 1;
 $quick->open_session;
@@ -208,6 +219,9 @@ sub drain_quick {
         if ($g->{payload} eq '2') { $quick->send_text('3'); next }
         push @{ $quick->{got} }, $g;
     }
+    # the one outside the room answers its pings meanwhile
+    $other->fill(Time::HiRes::time() + 0.001);
+    while (my $g = $other->parse_one) { $other->send_text('3') if $g->{payload} eq '2' }
 }
 is($sent, 200, '200 emits accepted');
 my @seen;
@@ -228,7 +242,24 @@ $f = $other->next_frame(3);
 is($f && $f->{payload}, '430[{"ok":true}]', 'a socket outside the room was never disturbed');
 
 is_deeply([ $c->workers ], [ @workers ], 'the same workers at the end');
+
+# ---- max_connections: the next upgrade is refused with 503, not accepted and dropped ----
+{
+    my $one = Clusterd->new(config => { workers => 1, routes => [
+        { prefix => '/socket.io', service => 'socketio', max_connections => 2 } ] })->start;
+    my @held = map { my $x = WsRaw->connect($one->port); $x->open_session; $x } 1 .. 2;
+    is_deeply([ map { $_->status } @held ], [ 101, 101 ], 'max_connections 2: two upgrades');
+    my $third = WsRaw->connect($one->port);
+    is($third->status, 503, 'the third is refused with 503');
+    is(json_decode($third->body)->{error}{code}, 'overloaded', '... a JSON error "overloaded"');
+    $held[0]->close;
+    ok(poll_until(10, sub { WsRaw->connect($one->port)->status == 101 }),
+        'once one has gone, a new one is taken');
+    $one->stop;
+}
 $c->stop;
 is($c->sanitizer_report, '', 'no sanitizer report');
-undef $c;    # the subs above hold it: let it go before Test::More does
+is($first->sanitizer_report, '', 'none from the first server either');
+undef $c;
+undef $first;    # the subs above hold it: let it go before Test::More does
 done_testing;

@@ -157,46 +157,62 @@ get_list(struct reader *r, size_t *count)
 	return v;
 }
 
+int
+sio_bus_decode(const unsigned char *msg, size_t len, struct sio_bus_msg *m)
+{
+	struct reader r = { msg, len, 0 };
+
+	memset(m, 0, sizeof(*m));
+	if (get_uint(&r, 1) != BUS_VERSION)
+		r.bad = 1;
+	m->echoed = (get_uint(&r, 1) & F_ECHOED) != 0;
+	m->pid = (uint32_t)get_uint(&r, 4);
+	m->b.nsp = get_str(&r);
+	m->rooms = get_list(&r, &m->b.nrooms);
+	m->except = get_list(&r, &m->b.nexcept);
+	m->b.datalen = get_uint(&r, 4);
+	m->b.data = (const char *)take(&r, m->b.datalen);
+	m->b.natt = get_uint(&r, 1);
+	if (m->b.natt > SIO_MAX_ATTACH)
+		r.bad = 1;
+	for (size_t i = 0; !r.bad && i < m->b.natt; i++) {
+		m->att[i].len = get_uint(&r, 4);
+		m->att[i].p = take(&r, m->att[i].len);
+	}
+	m->b.rooms = m->rooms;
+	m->b.except = m->except;
+	m->b.att = m->att;
+	if (r.bad || r.left != 0) {
+		sio_bus_msg_free(m);
+		return -1;
+	}
+	return 0;
+}
+
+void
+sio_bus_msg_free(struct sio_bus_msg *m)
+{
+	free(m->rooms);
+	free(m->except);
+	m->rooms = m->except = NULL;
+}
+
 void
 sio_bus_recv(void *state, const unsigned char *msg, size_t len)
 {
 	struct sio *s = state;
-	struct reader r = { msg, len, 0 };
-	struct sio_att att[SIO_MAX_ATTACH];
-	struct sio_bcast b = { 0 };
-	const char **rooms = NULL, **except = NULL;
-	size_t flags, pid;
+	struct sio_bus_msg m;
 
-	if (get_uint(&r, 1) != BUS_VERSION)
-		r.bad = 1;
-	flags = get_uint(&r, 1);
-	pid = get_uint(&r, 4);
-	b.nsp = get_str(&r);
-	rooms = get_list(&r, &b.nrooms);
-	except = get_list(&r, &b.nexcept);
-	b.datalen = get_uint(&r, 4);
-	b.data = (const char *)take(&r, b.datalen);
-	b.natt = get_uint(&r, 1);
-	if (b.natt > SIO_MAX_ATTACH)
-		r.bad = 1;
-	for (size_t i = 0; !r.bad && i < b.natt; i++) {
-		att[i].len = get_uint(&r, 4);
-		att[i].p = take(&r, att[i].len);
-	}
-	if (r.bad || r.left != 0) {
+	if (sio_bus_decode(msg, len, &m) == -1) {
 		s->fig.bad_bus++;
 		log_error("socketio: a malformed broadcast on the bus: ignored");
-	} else {
-		b.rooms = rooms;
-		b.except = except;
-		b.att = att;
-		if ((flags & F_ECHOED) && pid == (size_t)s->w->pid)
-			sio_emit_echoed(s, &b);      /* our own, back in the master's order */
-		else
-			sio_hub_deliver(s, &b, NULL);
+		return;
 	}
-	free(rooms);
-	free(except);
+	if (m.echoed && m.pid == (uint32_t)s->w->pid)
+		sio_emit_echoed(s, &m.b);        /* our own, back in the master's order */
+	else
+		sio_hub_deliver(s, &m.b, NULL);
+	sio_bus_msg_free(&m);
 }
 
 void

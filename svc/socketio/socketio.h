@@ -154,6 +154,16 @@ void sio_hub_deliver(struct sio *s, const struct sio_bcast *b, const struct sio_
 void sio_broadcast(struct sio *s, const struct sio_bcast *b, const struct sio_sock *skip);
 
 /* ---- cluster.c ---- */
+/* A broadcast as the bus carries it, decoded: b points into the message. */
+struct sio_bus_msg {
+	struct sio_bcast b;
+	bool echoed;                 /* its sender waits for it to come back */
+	uint32_t pid;                /* its sender */
+	const char **rooms, **except;    /* allocated: sio_bus_msg_free() */
+	struct sio_att att[SIO_MAX_ATTACH];
+};
+int sio_bus_decode(const unsigned char *msg, size_t len, struct sio_bus_msg *m);
+void sio_bus_msg_free(struct sio_bus_msg *m);
 void sio_bus_recv(void *state, const unsigned char *msg, size_t len);
 /* To the other workers; with echo, back here too once they all have it. */
 int sio_bus_send(struct sio *s, const struct sio_bcast *b, bool echo);
