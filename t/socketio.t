@@ -104,6 +104,12 @@ $e = $d->call(cmd => 'waitfor', prefix => 'c', event => 'seq', count => 30, time
 $e = $d->call(cmd => 'counts', prefix => 'c', expect => { seq => 30 });
 is($e && $e->{events}{seq}{in_order}, $N, 'emits posted in turn arrive in that order at every client');
 
+# a message just under max_payload_bytes crosses the bus whole, to every client
+$d->call(cmd => 'emit', id => 'a', event => 'publish',
+    args => [ { room => 'room', event => 'big', data => { n => 0, pad => 'z' x 99000 } } ], ack => JSON::PP::true);
+$e = $d->call(cmd => 'waitfor', prefix => 'c', event => 'big', timeout_ms => 10000, deadline => 15);
+ok($e && $e->{ok}, 'a publish of 99 kB (max_payload_bytes 100000) reaches every client');
+
 # ---- over max_payload_bytes: that client is cut, the others stay ----
 $e = $d->call(cmd => 'connect', id => 'big', url => $url, opts => { reconnection => JSON::PP::false });
 $d->cmd(cmd => 'emit', id => 'big', event => 'publish', args => [ { room => 'room', event => 'x', data => 'y' x 150000 } ]);

@@ -243,6 +243,15 @@ is($f && $f->{payload}, '430[{"ok":true}]', 'a socket outside the room was never
 
 is_deeply([ $c->workers ], [ @workers ], 'the same workers at the end');
 
+# ---- a graceful stop: each connection is told 1001, going away ----
+{
+    my @ws = map { my $x = WsRaw->connect($port); $x->{autopong} = 1; $x->open_session; $x } 1 .. 4;
+    $c->signal('QUIT');
+    my @codes = map { $_->wait_close(10) // 'none' } @ws;
+    is_deeply(\@codes, [ 1001, 1001, 1001, 1001 ], 'SIGQUIT: every WebSocket is closed with 1001');
+    is($c->wait_exit, 0, 'and the server exits with status 0');
+}
+
 # ---- max_connections: the next upgrade is refused with 503, not accepted and dropped ----
 {
     my $one = Clusterd->new(config => { workers => 1, routes => [
