@@ -1,8 +1,9 @@
 # Builds clusterd with the release flags from a copy of the repo's sources
 # in $BUILD_DIR/src (the checkout may itself be configured in place, as the
 # README's commands leave it, which rules out a build out of tree):
-# $BUILD_DIR/src/clusterd and its readmongo.so module; and
-# $BUILD_DIR/mongo-ceiling (mongo/ceiling.c). Runs ./bootstrap (which also
+# $BUILD_DIR/src/clusterd and its readmongo.so and socketio.so modules;
+# $BUILD_DIR/mongo-ceiling (mongo/ceiling.c); and $BUILD_DIR/sioload
+# (sioload.c, the Socket.IO load generator). Runs ./bootstrap (which also
 # installs the build dependencies) in the copy when its configure is missing
 # or older than its inputs, and configure when the copy is not configured,
 # configure changed, or the flags did.
@@ -42,9 +43,9 @@ build_clusterd() {
 			{ tail -20 "$blog" >&2; die "configure failed (see $blog)"; }
 		echo "$RELEASE_CFLAGS" >"$BUILD_DIR/.bench-cflags"
 	fi
-	log "make clusterd readmongo.so"
-	# readmongo is a module, beside the program, where clusterd looks for it
-	make -C "$src" -j"$(nproc)" clusterd readmongo.so >>"$blog" 2>&1 ||
+	log "make clusterd readmongo.so socketio.so"
+	# the services are modules, beside the program, where clusterd looks for them
+	make -C "$src" -j"$(nproc)" clusterd readmongo.so socketio.so >>"$blog" 2>&1 ||
 		{ tail -30 "$blog" >&2; die "make failed (see $blog)"; }
 	CLUSTERD="$src/clusterd"
 	CLUSTERD_VERSION=$("$CLUSTERD" -V 2>&1 | head -1)
@@ -57,5 +58,20 @@ build_clusterd() {
 		cc -O2 -Wall -o "$MONGO_CEILING" "$BENCH/mongo/ceiling.c" \
 			$(pkg-config --cflags --libs libmongoc-1.0) -pthread >>"$blog" 2>&1 ||
 			{ tail -20 "$blog" >&2; die "cc mongo/ceiling.c failed (see $blog)"; }
+	fi
+	build_sioload
+}
+
+# The Socket.IO load generator: plain C11, epoll, nettle (SHA-1 and base64 of
+# the handshake), no other dependency; warning-free with -Wall -Wextra.
+build_sioload() {
+	local blog="$LOG_DIR/build.log"
+	SIOLOAD="$BUILD_DIR/sioload"
+	if [ "$BENCH/sioload.c" -nt "$SIOLOAD" ]; then
+		log "cc sioload"
+		# shellcheck disable=SC2046
+		cc -std=c11 -O2 -Wall -Wextra -o "$SIOLOAD" "$BENCH/sioload.c" \
+			$(pkg-config --cflags --libs nettle) >>"$blog" 2>&1 ||
+			{ tail -20 "$blog" >&2; die "cc sioload.c failed (see $blog)"; }
 	fi
 }

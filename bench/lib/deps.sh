@@ -34,7 +34,8 @@ ensure_deps() {
 
 	# npm ci when node_modules is missing or older than the lock file.
 	local dir
-	for dir in "$BENCH/node" "$REPO/t/mongo"; do
+	# bench/node/socketio: the socket.io peer of the socketio section (its own lock file)
+	for dir in "$BENCH/node" "$BENCH/node/socketio" "$REPO/t/mongo"; do
 		if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
 		   [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
 			log "npm ci in ${dir#$REPO/}"

@@ -5,6 +5,9 @@
   proc.py workers PGID        pids of the group but its leader (the master)
   proc.py cpu PGID...         CPU ticks of each group (user+system, with reaped
                               children), then the machine's busy and total ticks
+  proc.py cpu-lines PGID...   the same line again for each line read on stdin,
+                              until EOF (sioload --snapshot: no start-up cost
+                              inside a measured window)
   proc.py rss PGID            {"master_kb":..,"workers_kb":[..],"total_kb":..}
   proc.py quiet MAX PCT       waits (up to MAX s) until the machine's CPU is
                               under PCT % busy over 0.25 s; prints the busy %
@@ -65,6 +68,15 @@ def quiet(limit, pct):
             return busy < pct
 
 
+def cpu_line(pgids):
+    ticks = dict.fromkeys(pgids, 0)
+    for pid, _, pgid, t in procs():
+        if pgid in ticks:
+            ticks[pgid] += t
+    busy, total = machine()
+    return "%s %d %d" % (" ".join(str(ticks[a]) for a in pgids), busy, total)
+
+
 def main():
     if sys.argv[1] == "quiet":
         sys.exit(0 if quiet(float(sys.argv[2]), float(sys.argv[3])) else 1)
@@ -74,12 +86,10 @@ def main():
     elif cmd == "workers":
         print(" ".join(str(p[0]) for p in group(args[0]) if p[0] != args[0]))
     elif cmd == "cpu":
-        ticks = dict.fromkeys(args, 0)
-        for pid, _, pgid, t in procs():
-            if pgid in ticks:
-                ticks[pgid] += t
-        busy, total = machine()
-        print(" ".join(str(ticks[a]) for a in args), busy, total)
+        print(cpu_line(args))
+    elif cmd == "cpu-lines":
+        for _ in sys.stdin:
+            print(cpu_line(args), flush=True)
     elif cmd == "rss":
         pg = args[0]
         workers = [rss_kb(p[0]) for p in group(pg) if p[0] != pg]

@@ -21,8 +21,9 @@ SCENARIOS = [
 ]
 SERVERS = ["clusterd", "nginx", "node-http", "node-express"]
 DIRECT = ["libmongoc-direct", "node-direct"]      # the test MongoDB server alone
+SIO_SERVERS = ["clusterd", "node-socketio"]    # the socketio section
 NAMES = {"clusterd": "clusterd", "nginx": "nginx", "node-http": "Node cluster + http",
-         "node-express": "Node cluster + express",
+         "node-express": "Node cluster + express", "node-socketio": "Node cluster + socket.io",
          "libmongoc-direct": "libmongoc, 8 threads", "node-direct": "Node driver, 2 x 32 in flight"}
 
 
@@ -111,6 +112,72 @@ def summarize(records):
     return summary, extras
 
 
+def sio_summarize(records):
+    """The socketio section: medians over rounds, per server."""
+    out = {}
+    for sv in SIO_SERVERS:
+        e = {}
+        for sc in ("sio-sat", "sio-rate"):
+            rs = [r for r in records if r.get("kind") == "sio-load" and r["scenario"] == sc and r["server"] == sv]
+            if not rs:
+                continue
+            e[sc] = {
+                "runs": len(rs),
+                "delivered_per_sec": med(r["delivered_per_sec"] for r in rs),
+                "delivered_min": min(r["delivered_per_sec"] for r in rs),
+                "delivered_max": max(r["delivered_per_sec"] for r in rs),
+                "p50_ms": med(r["p50_ms"] for r in rs),
+                "p99_ms": med(r["p99_ms"] for r in rs),
+                "max_ms": med(r["max_ms"] for r in rs),
+                "server_cpu_us_per_msg": med(r.get("server_cpu_us_per_msg") for r in rs),
+                "server_cpu_pct": med(r.get("server_cpu_pct") for r in rs),
+                "gen_cpu_pct": med(r["gen_cpu_pct"] for r in rs),
+                "gen_cpu_us_per_msg": med(r["gen_cpu_us_per_msg"] for r in rs),
+                "foreign_cpu_pct": med(r.get("foreign_cpu_pct") for r in rs),
+                "lost": sum(r["lost"] for r in rs),
+                "closed_after_join": sum(r.get("closed_after_join", 0) for r in rs),
+                "receivers": min(r["receivers"] for r in rs),
+                "window": rs[0]["window"], "msgs_per_sec_asked": rs[0]["msgs_per_sec_asked"],
+                "payload": rs[0]["payload"],
+                "delivered_by_round": {str(r["round"]): r["delivered_per_sec"] for r in rs},
+                "p99_by_round": {str(r["round"]): r["p99_ms"] for r in rs},
+            }
+            ms = {k: sum(r.get(k, 0) for r in rs) for r in rs for k in r if k.startswith("m_")}
+            if ms:
+                e[sc]["metrics"] = ms
+        rs = [r for r in records if r.get("kind") == "sio-connect" and r["server"] == sv]
+        if rs:
+            e["connect"] = {
+                "runs": len(rs), "conns": rs[0]["conns"],
+                "conns_per_sec": med(r["conns_per_sec"] for r in rs),
+                "p50_ms": med(r["p50_ms"] for r in rs), "p99_ms": med(r["p99_ms"] for r in rs),
+                "failed": sum(r["failed"] for r in rs), "gen_cpu_pct": med(r["gen_cpu_pct"] for r in rs),
+                "inflight": rs[0].get("inflight"),
+                "by_round": {str(r["round"]): r["conns_per_sec"] for r in rs},
+            }
+        rs = [r for r in records if r.get("kind") == "sio-rss" and r["server"] == sv]
+        if rs:
+            e["rss"] = {
+                "bytes_per_conn": med(r["bytes_per_conn"] for r in rs),
+                "bytes_per_conn_total": med(r["bytes_per_conn_total"] for r in rs),
+                "workers_mb": med(r["workers_mb"] for r in rs),
+                "by_round": {str(r["round"]): r["bytes_per_conn"] for r in rs},
+            }
+        failed = [r for r in records if r.get("kind") == "sio-failed" and r["server"] == sv]
+        errs = {}
+        for r in records:
+            if r.get("kind") == "sio-connect" and r["server"] == sv:
+                for k, v in r.get("errors", {}).items():
+                    errs[k] = errs.get(k, 0) + v
+        if failed:
+            e["failed_runs"] = len(failed)
+        if errs:
+            e["errors"] = errs
+        if e:
+            out[sv] = e
+    return out
+
+
 def get(summary, sc, sv, key):
     return summary.get(sc, {}).get(sv, {}).get(key)
 
@@ -175,7 +242,31 @@ def targets(summary, extras, meta):
     add("zero failed requests across 5 SIGHUP reloads under load",
         "%s failed of %s (generation after: %s)" % (rf, extras.get("clusterd", {}).get("reload_requests"), gen),
         None if rf is None else rf == 0 and gen == 6)
-    if meta.get("only"):        # a partial run (--only readmongo): its own target only
+    sio = meta.get("sio") or {}
+    c, n = sio.get("clusterd", {}), sio.get("node-socketio", {})
+    if c or n:
+        cs, ns = c.get("sio-sat", {}), n.get("sio-sat", {})
+        r = ratio(cs.get("delivered_per_sec"), ns.get("delivered_per_sec"))
+        rr = [cs["delivered_by_round"][k] / ns["delivered_by_round"][k] for k in sorted(cs.get("delivered_by_round", {}))
+              if ns.get("delivered_by_round", {}).get(k)]
+        add("socketio: delivered msgs/s >= 5x Node cluster + socket.io (%s sockets in one room, saturated)"
+            % cs.get("receivers", "?"),
+            "%sx%s; server CPU per delivered message %s vs %s us" % (
+                f(r, "%.2f"), " (rounds: %s)" % ", ".join("%.2f" % x for x in rr) if len(rr) > 1 else "",
+                f(cs.get("server_cpu_us_per_msg")), f(ns.get("server_cpu_us_per_msg"))),
+            None if r is None else r >= 5)
+        cr, nr = c.get("sio-rate", {}), n.get("sio-rate", {})
+        cp, np_ = cr.get("p99_ms"), nr.get("p99_ms")
+        add("socketio: p99 publish-to-receive <= Node's (at %s msgs/s to %s sockets)"
+            % (f(cr.get("msgs_per_sec_asked"), "%g"), cr.get("receivers", "?")),
+            "%s vs %s ms (saturated: %s vs %s ms)" % (f(cp, "%.2f"), f(np_, "%.2f"),
+                                                      f(cs.get("p99_ms"), "%.1f"), f(ns.get("p99_ms"), "%.1f")),
+            None if cp is None or np_ is None else cp <= np_)
+        cb, nb = c.get("rss", {}).get("bytes_per_conn"), n.get("rss", {}).get("bytes_per_conn")
+        add("socketio: RSS per idle connection <= 1/10 of Node's",
+            "%s vs %s bytes (1/%s)" % (f(cb, "%.0f"), f(nb, "%.0f"), f(ratio(nb, cb), "%.0f")),
+            None if not cb or not nb else cb * 10 <= nb)
+    if meta.get("only"):        # a partial run (--only readmongo|socketio): its own targets only
         t = [x for x in t if x["target"].startswith(meta["only"])]
     return t
 
@@ -186,7 +277,90 @@ def kill9_losses(e):
     return " (%s, over %d kills)" % (", ".join(parts), len(e["kill9_all_ms"])) if parts else ""
 
 
+def kb(b):
+    return "–" if b is None else "%.1f kB" % (b / 1000.0) if abs(b) < 1e6 else "%.1f MB" % (b / 1e6)
+
+
+def sio_tables(sio, meta):
+    out = []
+    c, n = sio.get("clusterd", {}), sio.get("node-socketio", {})
+    any_ = c or n
+    sat = c.get("sio-sat") or n.get("sio-sat") or {}
+    rate = c.get("sio-rate") or n.get("sio-rate") or {}
+    conn = c.get("connect") or n.get("connect") or {}
+    out.append("Socket.IO hub (socketio): %s sockets connected to \"/\" and joined to one room, %s workers each;"
+               " one more socket publishes to the room (the hub leaves the sender out); medians of %s rounds"
+               " of %s s; the load generator is sioload (C, one thread), on the same %s cores."
+               " Saturated: at most %s messages in flight (sent, and not yet at every receiver);"
+               " payload %s bytes of pad." % (
+                   conn.get("conns", "?"), meta.get("workers"), meta.get("rounds"), meta.get("duration"),
+                   os.cpu_count(), sat.get("window", "?"), sat.get("payload", "?")))
+    out.append("")
+    out.append("| socketio | %s | %s | clusterd ÷ Node |" % (NAMES["clusterd"], NAMES["node-socketio"]))
+    out.append("|---|---|---|---|")
+
+    def row(label, key, sub, fmt, rfmt="%.2fx", inverse=False):
+        a, b = c.get(sub, {}).get(key), n.get(sub, {}).get(key)
+        r = ratio(b, a) if inverse else ratio(a, b)
+        out.append("| %s | %s | %s | %s |" % (label, fmt(a), fmt(b), "–" if r is None else rfmt % r))
+
+    ms = lambda v: "–" if v is None else "%.2f ms" % v if v < 100 else "%.0f ms" % v
+    row("delivered msgs/s, saturated (across all receivers)", "delivered_per_sec", "sio-sat", k)
+    row("p99 publish-to-receive, saturated", "p99_ms", "sio-sat", ms)
+    if rate:
+        row("p99 publish-to-receive at %g msgs/s (%s deliveries/s)" % (
+            rate["msgs_per_sec_asked"], k(rate["msgs_per_sec_asked"] * rate["receivers"])), "p99_ms", "sio-rate", ms)
+        row("p50 publish-to-receive at %g msgs/s" % rate["msgs_per_sec_asked"], "p50_ms", "sio-rate", ms)
+    row("RSS per idle connection (workers' VmRSS, minus the baseline)", "bytes_per_conn", "rss", kb,
+        "1/%.0f", inverse=True)
+    row("connect rate (sockets connected + joined per second)", "conns_per_sec", "connect", lambda v: k(v) + "/s"
+        if v is not None else "–")
+    row("p99 connect to joined (%s handshakes in flight)" % conn.get("inflight", 200), "p99_ms", "connect", ms)
+    row("server CPU µs per delivered message, saturated", "server_cpu_us_per_msg", "sio-sat", f)
+    if rate:
+        row("server CPU µs per delivered message at %g msgs/s" % rate["msgs_per_sec_asked"],
+            "server_cpu_us_per_msg", "sio-rate", f)
+    row("server CPU, saturated (100 % = one core)", "server_cpu_pct", "sio-sat",
+        lambda v: "–" if v is None else "%.0f %%" % v, "%.2f")
+    for sub, label in (("sio-sat", "saturated"), ("sio-rate", "at the fixed rate")):
+        a, b = c.get(sub, {}), n.get(sub, {})
+        if a or b:
+            g = lambda e: "–" if not e else "%.0f %% · %.2f µs/msg" % (e["gen_cpu_pct"], e["gen_cpu_us_per_msg"])
+            out.append("| generator (sioload) CPU, %s: %% of one core · µs per message | %s | %s | |" % (label, g(a), g(b)))
+    g = lambda e: "–" if not e else "%.0f %%" % e["gen_cpu_pct"]
+    out.append("| generator (sioload) CPU while connecting | %s | %s | |" % (g(c.get("connect")), g(n.get("connect"))))
+    out.append("")
+    notes = []
+    for sv, e in ((sv, sio.get(sv, {})) for sv in SIO_SERVERS):
+        bits = []
+        for sub in ("sio-sat", "sio-rate"):
+            x = e.get(sub, {})
+            if x.get("lost"):
+                bits.append("%d deliveries lost or over 5 s late (%s)" % (x["lost"], sub[4:]))
+            if x.get("closed_after_join"):
+                bits.append("%d sockets closed during the loads" % x["closed_after_join"])
+        if e.get("connect", {}).get("failed"):
+            bits.append("%d connects failed" % e["connect"]["failed"])
+        if e.get("errors"):
+            bits.append("errors %s" % e["errors"])
+        if e.get("failed_runs"):
+            bits.append("%d runs of sioload failed" % e["failed_runs"])
+        m = e.get("sio-sat", {}).get("metrics")
+        if m:
+            bad = {k2[2:]: v for k2, v in m.items() if v and k2 not in ("m_deliveries_total", "m_closed_client")}
+            bits.append("its /metrics: %s" % (bad if bad else "nothing dropped or closed by the server"))
+        if bits:
+            notes.append("%s: %s" % (NAMES[sv], "; ".join(bits)))
+    fc = [e.get(sub, {}).get("foreign_cpu_pct") for e in sio.values() for sub in ("sio-sat", "sio-rate")]
+    notes.append("other processes used a median %s%% of the machine's CPU during the socketio loads" % f(med(fc), "%.0f"))
+    out.append("; ".join(notes) + ".")
+    out.append("")
+    return out if any_ else []
+
+
 def tables(summary, extras, tgts, meta):
+    if meta.get("only") == "socketio":
+        return "\n".join(sio_tables(meta.get("sio") or {}, meta) + targets_table(tgts) + run_line(meta))
     out = []
     w = meta.get("workers")
     out.append("Medians of %s interleaved rounds of %s s each (wrk -t1, %s workers unless said);"
@@ -265,32 +439,44 @@ def tables(summary, extras, tgts, meta):
             "–" if e.get("kill9_ms") is None else "%s ms%s" % (f(e["kill9_ms"], "%.1f"), kill9_losses(e)),
             rl))
     out.append("")
-    out.append("| target | measured | result |")
-    out.append("|---|---|---|")
+    out += sio_tables(meta.get("sio") or {}, meta)
+    out += targets_table(tgts)
+    out += run_line(meta)
+    return "\n".join(out)
+
+
+def targets_table(tgts):
+    out = ["| target | measured | result |", "|---|---|---|"]
     for t in tgts:
         out.append("| %s | %s | **%s** |" % (t["target"], t["measured"], t["result"]))
     out.append("")
+    return out
+
+
+def run_line(meta):
     fc = meta.get("foreign_cpu_pct")
     notes = ["other processes used a median %s%% of the machine's CPU during the loads" % f(fc, "%.0f")]
     if meta.get("mongo_skipped"):
         notes.append("readmongo scenarios skipped: %s" % meta["mongo_skipped"])
     if meta.get("bodies"):
         notes.append("bodies: %s" % meta["bodies"])
-    out.append("Run %s on %s, commit %s, %s mode. %s." % (
-        meta.get("date"), meta.get("machine"), meta.get("commit"), meta.get("mode"), "; ".join(notes)))
-    return "\n".join(out)
+    return ["Run %s on %s, commit %s, %s mode. %s." % (
+        meta.get("date"), meta.get("machine"), meta.get("commit"), meta.get("mode"), "; ".join(notes))]
 
 
 def main():
     d = sys.argv[1]
     records = [json.loads(l) for l in open(os.path.join(d, "raw.jsonl")) if l.strip()]
     meta = json.load(open(os.path.join(d, "meta.json")))
-    meta["foreign_cpu_pct"] = med(r.get("foreign_cpu_pct") for r in records if r.get("kind") == "load")
+    meta["foreign_cpu_pct"] = med(r.get("foreign_cpu_pct") for r in records if r.get("kind") in ("load", "sio-load"))
     summary, extras = summarize(records)
+    meta["sio"] = sio_summarize(records)
     tgts = targets(summary, extras, meta)
     text = tables(summary, extras, tgts, meta)
     with open(os.path.join(d, "latest.json"), "w") as fh:
-        json.dump({"meta": meta, "summary": summary, "extras": extras, "targets": tgts, "records": records},
+        sio = meta.pop("sio")
+        json.dump({"meta": meta, "summary": summary, "extras": extras, "socketio": sio, "targets": tgts,
+                   "records": records},
                   fh, indent=1)
     with open(os.path.join(d, "latest.md"), "w") as fh:
         fh.write(text + "\n")

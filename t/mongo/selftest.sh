@@ -7,8 +7,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 if ! command -v node >/dev/null 2>&1; then echo "Bail out! node not found"; exit 1; fi
 if ! pkg-config --exists libmongoc-1.0; then echo "Bail out! libmongoc-1.0 not found"; exit 1; fi
-# The packages: in t/mongo/node_modules (npm ci --prefix t/mongo), or on NODE_PATH.
-if [ ! -d "$here/node_modules/mongodb" ] && [ ! -d "${NODE_PATH:-/nonexistent}/mongodb" ]; then
+# The packages: in t/mongo/node_modules (npm ci --prefix t/mongo), or in a directory of NODE_PATH.
+found=
+for d in "$here/node_modules" $(echo "${NODE_PATH:-}" | tr ':' ' '); do
+	[ -d "$d/mongodb" ] && found=1
+done
+if [ -z "$found" ]; then
 	echo "Bail out! no node_modules: run npm ci --prefix t/mongo"; exit 1
 fi
 
