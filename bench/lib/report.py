@@ -153,6 +153,7 @@ def sio_summarize(records):
                 "p50_ms": med(r["p50_ms"] for r in rs), "p99_ms": med(r["p99_ms"] for r in rs),
                 "failed": sum(r["failed"] for r in rs), "gen_cpu_pct": med(r["gen_cpu_pct"] for r in rs),
                 "inflight": rs[0].get("inflight"),
+                "server_cpu_us_per_conn": med(r.get("server_cpu_us_per_conn") for r in rs),
                 "by_round": {str(r["round"]): r["conns_per_sec"] for r in rs},
             }
         rs = [r for r in records if r.get("kind") == "sio-rss" and r["server"] == sv]
@@ -316,12 +317,13 @@ def sio_tables(sio, meta):
     row("connect rate (sockets connected + joined per second)", "conns_per_sec", "connect", lambda v: k(v) + "/s"
         if v is not None else "–")
     row("p99 connect to joined (%s handshakes in flight)" % conn.get("inflight", 200), "p99_ms", "connect", ms)
+    row("server CPU µs per connection (connect + join)", "server_cpu_us_per_conn", "connect", f)
     row("server CPU µs per delivered message, saturated", "server_cpu_us_per_msg", "sio-sat", f)
     if rate:
         row("server CPU µs per delivered message at %g msgs/s" % rate["msgs_per_sec_asked"],
             "server_cpu_us_per_msg", "sio-rate", f)
     row("server CPU, saturated (100 % = one core)", "server_cpu_pct", "sio-sat",
-        lambda v: "–" if v is None else "%.0f %%" % v, "%.2f")
+        lambda v: "–" if v is None else "%.0f %%" % v)
     for sub, label in (("sio-sat", "saturated"), ("sio-rate", "at the fixed rate")):
         a, b = c.get(sub, {}), n.get(sub, {})
         if a or b:
