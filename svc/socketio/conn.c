@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -53,6 +54,8 @@ struct sio_conn {
 	struct pending *pend;
 	const char *fail;            /* set inside a wslay callback: close once it returns */
 	uint16_t fail_code;
+	uint8_t hdr[14];             /* a frame header wslay gave, waiting for its payload */
+	uint8_t hdrlen;
 	uint64_t fed;                /* bytes handed to wslay */
 	uint64_t framed;             /* bytes of the frames it has finished reading */
 	uint64_t frame_size;         /* of the frame being read */
@@ -102,11 +105,19 @@ ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *
 	return -1;
 }
 
+/*
+ * wslay hands over a frame's header (with WSLAY_MSG_MORE) and its payload
+ * in two calls; two send(2)s would cost a system call and a segment more
+ * per frame. The header is kept here and goes out with the payload in one
+ * writev(2).
+ */
 static ssize_t
 ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *user)
 {
 	struct sio_conn *c = user;
+	struct iovec iov[2];
 	ssize_t n;
+	int k = 0;
 
 	if (c->out != NULL) {
 		while (evbuffer_get_length(c->out) > 0 && evbuffer_write(c->out, c->fd) > 0)
@@ -119,14 +130,37 @@ ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
 		evbuffer_free(c->out);
 		c->out = NULL;
 	}
-	while ((n = send(c->fd, data, len, MSG_NOSIGNAL |
-	    ((flags & WSLAY_MSG_MORE) ? MSG_MORE : 0))) == -1 && errno == EINTR)
+	if ((flags & WSLAY_MSG_MORE) && c->hdrlen == 0 && len <= sizeof(c->hdr)) {
+		memcpy(c->hdr, data, len);       /* the header: its payload follows at once */
+		c->hdrlen = (uint8_t)len;
+		return (ssize_t)len;
+	}
+	if (c->hdrlen > 0)
+		iov[k++] = (struct iovec){ c->hdr, c->hdrlen };
+	iov[k++] = (struct iovec){ (void *)(uintptr_t)data, len };
+	while ((n = writev(c->fd, iov, k)) == -1 && errno == EINTR)
 		;
-	if (n >= 0)
-		return n;
-	wslay_event_set_error(ctx, errno == EAGAIN || errno == EWOULDBLOCK ?
-	    WSLAY_ERR_WOULDBLOCK : WSLAY_ERR_CALLBACK_FAILURE);
-	return -1;
+	if (n == -1) {
+		wslay_event_set_error(ctx, errno == EAGAIN || errno == EWOULDBLOCK ?
+		    WSLAY_ERR_WOULDBLOCK : WSLAY_ERR_CALLBACK_FAILURE);
+		return -1;
+	}
+	if (c->hdrlen > 0) {
+		if ((size_t)n < c->hdrlen) {
+			/* Part of the header went: the rest goes first, next time. */
+			memmove(c->hdr, c->hdr + n, c->hdrlen - (size_t)n);
+			c->hdrlen -= (uint8_t)n;
+			wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+			return -1;
+		}
+		n -= c->hdrlen;
+		c->hdrlen = 0;
+		if (n == 0 && len > 0) {
+			wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+			return -1;
+		}
+	}
+	return n;
 }
 
 /* A client's frame: its header is 2 bytes, the extended length, the mask. */
@@ -177,7 +211,7 @@ static void
 ws_park(struct sio_conn *c)
 {
 	if (c->ws == NULL || c->closing || c->fail != NULL || c->in_msg || c->fed != c->framed ||
-	    c->out != NULL || c->in != NULL || wslay_event_want_write(c->ws) ||
+	    c->out != NULL || c->in != NULL || c->hdrlen > 0 || wslay_event_want_write(c->ws) ||
 	    !wslay_event_get_read_enabled(c->ws) || !wslay_event_get_write_enabled(c->ws))
 		return;
 	wslay_event_context_free(c->ws);
