@@ -68,9 +68,11 @@ void http_server_free(struct http_server *srv);
 int http_server_on_complete(struct http_server *srv, http_complete_cb cb, void *arg);
 
 /*
- * Draining: every further reply carries "Connection: close", idle
- * keep-alive connections get one second (or keepalive_timeout_ms, if
- * shorter) to send a last request before they close, and done() is called
+ * Draining: accepting stops (the connections already queued on the
+ * listening sockets are taken in first), every further reply carries
+ * "Connection: close", idle keep-alive connections get one second (or
+ * keepalive_timeout_ms, if shorter) to send a last request before they
+ * close, and done() is called
  * (from the event loop, once) when no connection is left. Connections
  * handed over with http_upgrade() are their new owner's to drain.
  * Returns 0 or -1.

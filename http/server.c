@@ -19,6 +19,7 @@
 #define ACCEPT_BATCH 64
 #define ACCEPT_PAUSE_MS 100          /* out of descriptors: wait before accepting */
 #define DRAIN_GRACE_MS 1000          /* idle keep-alive while draining */
+#define DRAIN_ACCEPT_MAX 4096        /* queued connections taken in by a drain, per socket */
 #define FD_SPARE 64                  /* descriptors kept from connections: logs, MongoDB, pipes */
 
 static void
@@ -310,6 +311,31 @@ http_server_stop_accepting(struct http_server *srv)
 		event_del(srv->accept_resume);
 }
 
+/*
+ * The connections the kernel has queued on our listening sockets, up to
+ * max_connections: a drain answers them (with "Connection: close") rather
+ * than leave them to be reset when the last copy of the socket closes.
+ */
+static void
+take_queued(struct http_server *srv)
+{
+	for (size_t i = 0; i < srv->nlev; i++) {
+		int lfd = event_get_fd(srv->lev[i]);
+
+		for (int n = 0; n < DRAIN_ACCEPT_MAX && srv->nconns < srv->max_conns; n++) {
+			struct sockaddr_storage peer;
+			socklen_t len = sizeof(peer);
+			int fd = accept4(lfd, (struct sockaddr *)&peer, &len,
+			    SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+			if (fd >= 0)
+				conn_new(srv, fd, &peer);
+			else if (errno != EINTR && errno != ECONNABORTED)
+				break;           /* EAGAIN: the queue is empty */
+		}
+	}
+}
+
 int
 http_drain(struct http_server *srv, void (*done)(void *), void *arg)
 {
@@ -324,6 +350,17 @@ http_drain(struct http_server *srv, void (*done)(void *), void *arg)
 	srv->grace_ms = grace_ms;
 	srv->drain_done = done;
 	srv->drain_arg = arg;
+	/*
+	 * Accepting stops, but what is already queued is taken in first: the
+	 * master closes its copies of the sockets when the cluster stops, so
+	 * once ours close too the kernel refuses new connections (a balancer
+	 * sends those elsewhere, as it does any refused connection), and a
+	 * connection still queued would be reset after its request was sent.
+	 */
+	if (!srv->stopped) {
+		take_queued(srv);
+		http_server_stop_accepting(srv);
+	}
 	/*
 	 * Closing an idle keep-alive connection at once would race with the
 	 * request its client may be sending right now, which a client that does

@@ -188,14 +188,21 @@ cfg_has_addr(const struct config *cfg, const char *addr)
 	return false;
 }
 
-/* A socket stays open while the current config or a live worker may use it. */
+/*
+ * A socket stays open while the current config or a live worker may use it.
+ * A stopping master keeps none: the workers hold their own copies, and once
+ * they have closed theirs the kernel refuses new connections at once,
+ * instead of queueing them for no one (and resetting them at exit).
+ */
 static bool
 socket_used(const char *addr, int slot, void *arg)
 {
 	struct worker *w;
 
 	(void)arg;
-	if (M.stopping == 0 && slot < M.current->cfg->workers &&
+	if (M.stopping)
+		return false;
+	if (slot < M.current->cfg->workers &&
 	    cfg_has_addr(M.current->cfg, addr))
 		return true;
 	LIST_FOREACH(w, &M.workers, link)
@@ -968,6 +975,7 @@ stop_all(enum ipc_shutdown_mode mode)
 	LIST_FOREACH(w, &M.workers, link)
 		if (mode == IPC_SHUTDOWN_FAST || w->state != W_RETIRING)
 			stop_worker(w, mode);
+	listen_close_unused(socket_used, NULL);
 	if (live_workers() == 0)
 		event_base_loopbreak(M.base);
 }

@@ -181,8 +181,7 @@ shutdown_worker(int fast)
 	W.info.draining = true;
 	log_info("graceful shutdown: %zu request(s) in flight",
 	    http_server_in_flight(W.http));
-	http_server_stop_accepting(W.http);
-	/* Done when the HTTP connections and every service's own are. */
+	/* Done when the HTTP connections and every service's own are; it stops accepting. */
 	W.draining = 2;
 	if (http_drain(W.http, drained, NULL) == -1) {
 		shutdown_worker(1);
