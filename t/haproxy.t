@@ -1,0 +1,320 @@
+# Several hosts behind HAProxy: three clusterd "hosts" on 127.0.0.2, .3 and .4
+# (loopback aliases) behind HAProxy on 127.0.0.1, configured by
+# examples/haproxy.cfg with its own addresses and HAProxy's default retry-on
+# (conn-failure only: a request that dies on a connection the host closed is
+# not replayed, so the hosts themselves must never close one under it). Under
+# steady keep-alive load from clients that never retry, one phase each:
+# - a rolling upgrade of one host: SIGQUIT with drain_delay_ms, HAProxy marks
+#   it down on its failing /healthz, it stops, a new one starts on the same
+#   address and is marked up again: no failed request;
+# - kill -9 of another host's master and workers: no more failed requests than
+#   HAProxy had in flight to it when it died;
+# - a reload (SIGHUP, a new worker count) of the third: no failed request, and
+#   the host never leaves the rotation.
+use strict;
+use warnings;
+use Test::More;
+use Fcntl qw(F_GETFD F_SETFD FD_CLOEXEC);
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use IO::Socket::UNIX;
+use POSIX ();
+use Time::HiRes qw(time);
+use Clusterd qw(poll_until json_decode);
+
+my ($haproxy) = grep { -x } map { "$_/haproxy" } split(/:/, $ENV{PATH} // ''), '/usr/sbin', '/usr/local/sbin';
+plan skip_all => 'haproxy is not installed (./bootstrap --test installs it)' unless $haproxy;
+
+my $D = $Clusterd::DEADLINE;         # generous: a loaded two-core box
+my $CLIENTS = 6;
+my $DRAIN_MS = 2000;                 # examples/haproxy.cfg marks a host down in about 0.7 s
+my $example = ($ENV{TOP_SRCDIR} // '.') . '/examples/haproxy.cfg';
+my $dir = tempdir('clusterd-haproxy-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+$SIG{PIPE} = 'IGNORE';
+
+like(`$haproxy -c -f $example 2>&1`, qr/Configuration file is valid/, 'examples/haproxy.cfg is valid for ' .
+    (`$haproxy -v` =~ /^(HAProxy version \S+)/ ? $1 : 'haproxy'));
+
+# ---- three hosts ----
+my %host = (web2 => { addr => '127.0.0.2' }, web3 => { addr => '127.0.0.3' }, web4 => { addr => '127.0.0.4' });
+sub host_config {
+    my ($h, %more) = @_;
+    return { listen => ["$h->{addr}:" . ($h->{port} // 0)], workers => 2, drain_delay_ms => $DRAIN_MS,
+        routes => [ { prefix => '/dummy', service => 'dummy' }, { prefix => '/healthz', service => 'health' } ],
+        %more };
+}
+sub start_host {
+    my ($name) = @_;
+    my $h = $host{$name};
+    $h->{c} = Clusterd->new(config => host_config($h))->start;
+    $h->{port} = $h->{c}->port;
+    # from now on the same address and port, as a host keeps across restarts
+    $h->{c}->write_config(host_config($h));
+    return $h->{c};
+}
+start_host($_) for sort keys %host;
+
+# ---- HAProxy, from the example ----
+# Its listening socket is made here (port 0: no clash) and handed over as fd@N.
+my $lsock = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 128, ReuseAddr => 1)
+    or die "listen: $!";
+fcntl($lsock, F_SETFD, fcntl($lsock, F_GETFD, 0) & ~FD_CLOEXEC) or die "fcntl: $!";
+my $port = $lsock->sockport;
+my (@cfg, %saw, $section);
+open my $ex, '<', $example or die "$example: $!";
+while (my $l = <$ex>) {
+    chomp $l;
+    if ($l =~ /^(\w+)/) {
+        $section = $1;
+        next if $section eq 'global';        # logging, chroot and the user are the system's business
+        push @cfg, $l;
+        push @cfg, '    option dontlog-normal' if $section eq 'defaults';   # log only what went wrong
+        next;
+    }
+    next if ($section // '') eq 'global';
+    if ($l =~ /^\s+bind\s/) { push @cfg, '    bind fd@' . fileno($lsock); $saw{bind}++; next }
+    if ($l =~ /^\s+retry-on\s/) { $saw{'retry-on'}++; next }   # HAProxy's default: conn-failure
+    if ($l =~ /^\s+server\s/) {
+        push @cfg, map { "    server $_ $host{$_}{addr}:$host{$_}{port} check" } sort keys %host
+            unless $saw{server}++;
+        next;
+    }
+    push @cfg, $l;
+}
+close $ex;
+ok($saw{bind} && $saw{'retry-on'} && $saw{server}, 'the example has a bind, a retry-on and server lines to replace');
+unshift @cfg, 'global', "    stats socket $dir/admin.sock level admin", '    log stdout format raw local0';
+open my $fh, '>', "$dir/haproxy.cfg" or die;
+print $fh map { "$_\n" } @cfg;
+close $fh;
+
+# HAProxy runs under a guard that stops it when the test is gone (or after
+# ten minutes), so that no HAProxy outlives a test killed halfway.
+my $test = $$;
+my $guard = fork // die "fork: $!";
+if ($guard == 0) {
+    my $hap = fork // die "fork: $!";
+    if ($hap == 0) {
+        open STDOUT, '>>', "$dir/haproxy.log" or die;
+        open STDERR, '>&', \*STDOUT or die;
+        exec $haproxy, '-db', '-f', "$dir/haproxy.cfg";
+        die "exec $haproxy: $!";
+    }
+    my $end = time + 600;
+    $SIG{TERM} = sub { $end = 0 };
+    select(undef, undef, undef, 0.2)
+        while getppid() == $test && time < $end && waitpid($hap, POSIX::WNOHANG()) == 0;
+    kill 'TERM', $hap;
+    waitpid $hap, 0;
+    POSIX::_exit(0);
+}
+close $lsock;
+END { local $?; if ($guard && $$ == $test) { kill 'TERM', $guard; waitpid $guard, 0 } }
+
+# HAProxy's view: { server => { status, hrsp_2xx, chkdown, check_status, ... } }.
+sub stats {
+    my $s = IO::Socket::UNIX->new(Peer => "$dir/admin.sock") or return {};
+    print $s "show stat\n";
+    local $/;
+    my $t = <$s> // '';
+    my ($head, @rows) = split /\n/, $t;
+    return {} unless $head && $head =~ s/^# //;
+    my @k = split /,/, $head;
+    my %by;
+    for (@rows) {
+        my %r;
+        @r{@k} = split /,/, $_, -1;
+        $by{ $r{svname} } = \%r if ($r{pxname} // '') eq 'clusterd';
+    }
+    return \%by;
+}
+sub status { (stats()->{ $_[0] } // {})->{status} // '' }
+sub served { (stats()->{ $_[0] } // {})->{hrsp_2xx} // 0 }
+sub haproxy_log { Clusterd::slurp("$dir/haproxy.log") }
+
+ok(poll_until($D, sub { !grep { status($_) ne 'UP' } keys %host }), 'HAProxy has the three hosts up')
+    or diag haproxy_log();
+
+# ---- load: keep-alive clients through HAProxy that never retry ----
+# Each stops by itself: at its stop file, when the test is gone, or after 5 minutes.
+sub load {
+    my ($phase) = @_;
+    my @kids;
+    for my $i (1 .. $CLIENTS) {
+        my $out = "$dir/$phase.$i";
+        my $parent = $$;
+        my $pid = fork // die "fork: $!";
+        if ($pid) { push @kids, [$pid, $out]; next }
+        my $end = time + 300;
+        my ($ok, $fail, %seen, @errors) = (0, 0);
+        my $s;
+        while (!-e "$dir/$phase.stop" && kill(0, $parent) && time < $end) {
+            $s //= IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 10);
+            my $r = $s && print({$s} "GET /dummy HTTP/1.1\r\nHost: t\r\n\r\n") ? Clusterd::read_response($s) : undef;
+            if ($r && $r->[0] == 200) {
+                $ok++;
+                my $j = json_decode($r->[2]);
+                $seen{"$j->{pid}/$j->{generation}"}++ if $j;
+            } else {
+                $fail++;
+                push @errors, sprintf('%.3f %s', time, $r ? "status $r->[0]" : $s ? 'closed without an answer' : "connect: $!");
+                undef $r;
+            }
+            if (!$r || ($r->[1]{connection} // '') =~ /close/i) { close $s if $s; undef $s }
+        }
+        open my $o, '>', "$out.tmp" or die;
+        print $o "ok $ok\nfail $fail\n", map({ "seen $_\n" } sort keys %seen), map { "error $_\n" } @errors;
+        close $o;
+        rename "$out.tmp", $out;
+        POSIX::_exit(0);
+    }
+    return \@kids;
+}
+
+sub finish {
+    my ($phase, $kids) = @_;
+    open my $f, '>', "$dir/$phase.stop" or die;
+    close $f;
+    my %r = (ok => 0, fail => 0, errors => [], seen => {});
+    for (@$kids) {
+        my ($pid, $out) = @$_;
+        waitpid $pid, 0;
+        open my $in, '<', $out or do { $r{fail}++; push @{ $r{errors} }, 'a client left no results'; next };
+        while (<$in>) {
+            chomp;
+            if (/^(ok|fail) (\d+)$/) { $r{$1} += $2 }
+            elsif (/^seen (\S+)$/) { $r{seen}{$1} = 1 }
+            elsif (/^error (.*)$/) { push @{ $r{errors} }, $_ }
+        }
+    }
+    return \%r;
+}
+
+# Waits until each named server has answered $n more requests through HAProxy.
+sub flows {
+    my ($n, @names) = @_;
+    my %base = map { $_ => served($_) } @names;
+    return poll_until($D, sub { my $s = stats(); !grep { ($s->{$_}{hrsp_2xx} // 0) < $base{$_} + $n } @names });
+}
+
+# Response and connection errors HAProxy counted on these servers between two stats().
+sub errors {
+    my ($a, $b, @names) = @_;
+    my $n = 0;
+    $n += ($b->{$_}{eresp} - $a->{$_}{eresp}) + ($b->{$_}{econ} - $a->{$_}{econ}) for @names;
+    return $n;
+}
+# Connections HAProxy retried (refused, or reset before the request was sent), redispatched or not.
+sub retried {
+    my ($a, $b) = @_;
+    my $n = 0;
+    $n += ($b->{$_}{wretr} - $a->{$_}{wretr}) + ($b->{$_}{wredis} - $a->{$_}{wredis}) for keys %host;
+    return $n;
+}
+
+# ---- 1. a rolling upgrade of web2: drain, stop, start again ----
+{
+    my $kids = load('rolling');
+    ok(flows(20, keys %host), 'load flows through HAProxy to all three hosts');
+    my $s0 = stats();
+    my $c = $host{web2}{c};
+    my $before = served('web2');
+    my $from = $c->log_size;
+    my $t0 = time;
+    $c->signal('QUIT');
+    ok($c->wait_log(qr/graceful shutdown in $DRAIN_MS ms \(drain_delay_ms\)/, $D, $from), 'web2: SIGQUIT, the drain delay begins');
+    ok(poll_until($D, sub { status('web2') eq 'DOWN' }), 'HAProxy marks web2 down');
+    my $down_after = time - $t0;
+    my $early = $c->log_text !~ /the drain delay is over/;
+    my $st = stats()->{web2};
+    ok($early, sprintf('... %.2f s after SIGQUIT, within drain_delay_ms: before web2 stops accepting', $down_after));
+    is("$st->{check_status} $st->{check_code}", 'L7STS 503', '... on its health check\'s 503');
+    my $in_delay = $st->{hrsp_2xx} - $before;
+    my $status = $c->wait_exit($D + 20);
+    ok(defined $status && $status >> 8 == 0, 'web2 stops, exit 0');
+    is($c->sanitizer_report, '', 'no sanitizer report');
+    start_host('web2');
+    ok(poll_until($D, sub { status('web2') eq 'UP' }), 'a new web2 on the same address: HAProxy marks it up');
+    ok(flows(20, 'web2'), '... and sends it requests');
+    my $r = finish('rolling', $kids);
+    ok($r->{ok} > 0, 'the clients were served');
+    is($r->{fail}, 0, 'no failed request across the rolling upgrade') or diag explain $r->{errors};
+    my $s1 = stats();
+    diag(sprintf('rolling upgrade of web2: %d requests, %d failed; web2 answered %d during the drain delay, '
+        . 'HAProxy marked it down %.2f s after SIGQUIT (drain_delay_ms %d); HAProxy counted %d errors, '
+        . 'retried %d connections', $r->{ok} + $r->{fail}, $r->{fail}, $in_delay, $down_after, $DRAIN_MS,
+        errors($s0, $s1, keys %host), retried($s0, $s1)));
+}
+
+# ---- 2. kill -9 of web3's master and workers ----
+# What was on its way to web3 when it died fails (HAProxy's default retry-on
+# replays no request it has sent): the requests in flight, and those it sends
+# in the same instant on pooled connections whose close it has not read yet.
+# HAProxy counts each of them as a response error of web3; nothing else fails.
+{
+    my $kids = load('kill');
+    ok(flows(20, keys %host), 'load flows to all three hosts');
+    my $c = $host{web3}{c};
+    my @pids = ($c->pid, $c->workers);
+    my $s0 = stats();
+    kill 'KILL', @pids;
+    my $t0 = time;
+    ok(poll_until($D, sub { status('web3') eq 'DOWN' }), 'HAProxy marks web3 down');
+    my $down_after = time - $t0;
+    my $s1 = stats();
+    ok(flows(50, 'web2', 'web4'), 'the other two serve on');
+    my $r = finish('kill', $kids);
+    my $s2 = stats();
+    my $lost = $s1->{web3}{eresp} - $s0->{web3}{eresp};
+    ok($r->{ok} > 0, 'the clients were served');
+    ok($r->{fail} <= $lost, "failed requests: $r->{fail}, no more than HAProxy had in flight to web3 when it died ($lost)")
+        or diag explain $r->{errors};
+    is($s2->{web3}{eresp} - $s1->{web3}{eresp}, 0, '... none once HAProxy had marked it down');
+    is(errors($s0, $s2, 'web2', 'web4'), 0, '... and none on the other hosts');
+    diag(sprintf('kill -9 of web3: %d requests, %d failed, %d in flight to web3 when it died (HAProxy\'s response '
+        . 'errors; %d clients, %d requests in flight just before); marked down %.2f s after', $r->{ok} + $r->{fail},
+        $r->{fail}, $lost, $CLIENTS, $s0->{web3}{scur}, $down_after));
+    $c->wait_exit($D);
+    ok(poll_until($D, sub { !grep { Clusterd::alive($_) } @pids }), 'nothing of web3 is left');
+    start_host('web3');
+    ok(poll_until($D, sub { status('web3') eq 'UP' }), 'web3 started again: HAProxy marks it up');
+}
+
+# ---- 3. a reload of web4 ----
+{
+    my $kids = load('reload');
+    ok(flows(20, keys %host), 'load flows to all three hosts');
+    my $s0 = stats();
+    my $c = $host{web4}{c};
+    my $downs = stats()->{web4}{chkdown};
+    my $from = $c->log_size;
+    $c->write_config(host_config($host{web4}, workers => 3));
+    $c->signal('HUP');
+    ok($c->wait_log(qr/ready: generation 2, 3 worker\(s\), retiring the previous generation/, $D, $from),
+        'web4: SIGHUP, generation 2 is ready');
+    ok($c->wait_log(qr/generation 1\) exited: exit code 0(?s:.*)generation 1\) exited: exit code 0/, $D, $from),
+        '... and both workers of generation 1 have exited');
+    ok(flows(20, 'web4'), 'web4 serves on');
+    my $r = finish('reload', $kids);
+    my @gens = sort keys %{ { map { (split m{/})[1] => 1 } keys %{ $r->{seen} } } };
+    ok($r->{ok} > 0, 'the clients were served');
+    is($r->{fail}, 0, 'no failed request across the reload') or diag explain $r->{errors};
+    is(status('web4'), 'UP', 'web4 is up');
+    is(stats()->{web4}{chkdown}, $downs, '... and was never marked down');
+    my $s1 = stats();
+    diag(sprintf('reload of web4: %d requests, %d failed; generations seen: %s; HAProxy counted %d errors, '
+        . 'retried %d connections', $r->{ok} + $r->{fail}, $r->{fail}, join(',', @gens),
+        errors($s0, $s1, keys %host), retried($s0, $s1)));
+}
+
+diag("HAProxy's log (abnormal requests only, retried ones included):\n" . haproxy_log())
+    unless Test::More->builder->is_passing;
+# All three at once: each waits out its drain delay.
+$host{$_}{c}->signal('QUIT') for sort keys %host;
+for my $name (sort keys %host) {
+    my $c = $host{$name}{c};
+    my $status = $c->wait_exit($D + 20);
+    ok(defined $status && $status >> 8 == 0, "$name stops gracefully");
+    is($c->sanitizer_report, '', "$name: no sanitizer report");
+}
+done_testing;
