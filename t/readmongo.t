@@ -35,6 +35,10 @@ my $c = Clusterd->new(config => { routes => [
     { %common, prefix => '/mongo', collections => ['users', 'orders'],
       default_limit => 100, max_limit => 5000, max_time_ms => 10000 },
     { %common, prefix => '/slow', collections => ['*'], max_time_ms => 300 },
+    # the read preference of a replica set goes to the driver, which applies it where it can
+    { %common, prefix => '/rs', collections => ['users'],
+      uri => $m->uri(serverSelectionTimeoutMS => 2000, readPreference => 'secondaryPreferred',
+          maxStalenessSeconds => 120) },
 ] })->start;
 
 # GET $path with the query parameters %q, URL-encoded: (status, headers, decoded body, raw body).
@@ -226,6 +230,12 @@ $m->clear;
 ($st) = ours('/slow/users');
 is($st, 200, 'fine again once the server is fast');
 
+# A URI with readPreference=secondaryPreferred and maxStalenessSeconds: a single
+# server is read from all the same (the driver's server selection).
+($st, undef, $j) = ours('/rs/users/650000070000000000000007');
+is($st, 200, 'readPreference=secondaryPreferred&maxStalenessSeconds=120: served by the one server there is');
+is($j && $j->{name}, 'user7', '... the document');
+
 # QUIT: a graceful stop, so the worker's cleanup runs under the sanitizers.
 is($c->stop('QUIT') >> 8, 0, 'master exits 0 after a graceful stop');
 is($c->sanitizer_report, '', 'no sanitizer report');
@@ -247,9 +257,33 @@ sub check_route {
 is(check_route(), 'ok', 'a good route');
 is(check_route(collections => ['*'], default_limit => 10, max_limit => 10, max_time_ms => 1,
     threads => 64, queue_limit => 1), 'ok', 'every option at its bounds');
+# A replica set behind several clusterd hosts: the URI's options go to the driver as they are.
+my $rs = 'mongodb://reader:s%40cret@127.0.0.1:27017,127.0.0.1:27018,127.0.0.1:27019/?replicaSet=rs0';
+is(check_route(uri => "$rs&readPreference=secondaryPreferred&maxStalenessSeconds=120"), 'ok',
+    'a replica set, secondaryPreferred, maxStalenessSeconds: accepted, and nothing else printed');
+is(check_route(uri => "$rs&readPreference=nearest&readPreferenceTags=dc:east&readPreferenceTags=&localThresholdMS=30"
+    . '&maxStalenessSeconds=-1&heartbeatFrequencyMS=20000&retryReads=true'), 'ok', '... tags, nearest, and the rest');
+is(check_route(uri => "$rs&readPreference=secondary&maxStalenessSeconds=100&heartbeatFrequencyMS=90000"), 'ok',
+    '... maxStalenessSeconds at heartbeatFrequencyMS + 10 s');
 for my $case (
     [ { uri => undef }, 'routes[0].uri: required key is missing' ],
     [ { uri => 'http://x/' }, qr/routes\[0\]\.uri: \S/ ],
+    [ { uri => "$rs&readPrefrence=secondary" }, 'routes[0].uri: unknown option "readPrefrence"' ],
+    [ { uri => "$rs&readPreference=secondaryPrefered" },
+      'routes[0].uri: Unsupported readPreference value [readPreference=secondaryPrefered]' ],
+    [ { uri => "$rs&readPreference=secondary&maxStalenessSeconds=abc" },
+      'routes[0].uri: Unsupported value for "maxstalenessseconds": "abc"' ],
+    [ { uri => "$rs&readPreference=secondary&maxStalenessSeconds=30" }, 'routes[0].uri: maxStalenessSeconds=30 '
+      . 'is below 90, the least a replica set accepts (90 s, and heartbeatFrequencyMS + 10 s)' ],
+    [ { uri => "$rs&readPreference=secondary&maxStalenessSeconds=90&heartbeatFrequencyMS=90000" },
+      'routes[0].uri: maxStalenessSeconds=90 is below 100, the least a replica set accepts (90 s, and '
+      . 'heartbeatFrequencyMS + 10 s)' ],
+    [ { uri => "$rs&maxStalenessSeconds=120" },
+      'routes[0].uri: maxStalenessSeconds needs a readPreference other than primary' ],
+    [ { uri => "$rs&readPreference=primary&readPreferenceTags=dc:east" },
+      'routes[0].uri: readPreferenceTags needs a readPreference other than primary' ],
+    [ { uri => 'mongodb://127.0.0.1:27017/?replicaSet=&readPreference=secondary' },
+      'routes[0].uri: Value for URI option "replicaset" cannot be empty string' ],
     [ { database => undef }, 'routes[0].database: required key is missing' ],
     [ { database => 'a.b' }, 'routes[0].database: "a.b" is not a valid database name' ],
     [ { collections => undef }, 'routes[0].collections: required key is missing' ],

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "conf/config.h"
 #include "svc/readmongo/readmongo.h"
@@ -48,15 +49,106 @@ rm_conf_free(void *p)
 	free(c);
 }
 
+/* Where the URI option key (any case) starts in the query of uri, or NULL. */
+static const char *
+find_option(const char *uri, const char *key)
+{
+	const char *p = strchr(uri, '?');
+	size_t klen = strlen(key);
+
+	while (p != NULL && *p != '\0') {
+		const char *k = p + 1;
+
+		if (strcspn(k, "=&;") == klen && strncasecmp(k, key, klen) == 0)
+			return k;
+		p = strpbrk(k, "&;");
+	}
+	return NULL;
+}
+
+/* The user's spelling of option key (the driver's messages lower-case it). */
+static const char *
+spelling(const char *uri, const char *key, char *buf, size_t len)
+{
+	const char *k = find_option(uri, key);
+
+	snprintf(buf, len, "%.*s", (int)strlen(key), k != NULL ? k : key);
+	return buf;
+}
+
+/* What the driver says while it parses a URI: an unknown option is noted, not printed. */
+struct uri_notes {
+	char unknown[64];                    /* the first unknown option, lower-cased */
+};
+
+static void
+note_uri_message(mongoc_log_level_t level, const char *domain, const char *message, void *arg)
+{
+	struct uri_notes *n = arg;
+	const char *q;
+
+	(void)level;
+	(void)domain;
+	if (n->unknown[0] == '\0' && strncmp(message, "Unsupported URI option \"", 24) == 0 &&
+	    (q = strchr(message + 24, '"')) != NULL)
+		snprintf(n->unknown, sizeof(n->unknown), "%.*s", (int)(q - (message + 24)), message + 24);
+	/* The rest repeats the error that parsing returns. */
+}
+
+/*
+ * Parsing only: no client, thread or socket exists in the master. The
+ * driver's own parser decides, with three more rules so that -t catches what
+ * the driver would only find later, or would ignore: an option it does not
+ * know (a typo would leave, say, the read preference at primary, with only
+ * a warning), maxStalenessSeconds or readPreferenceTags with the primary
+ * read preference (the driver says only "Invalid readPreferences"), and a
+ * maxStalenessSeconds under what a replica set accepts (90 s, and
+ * heartbeatFrequencyMS + 10 s), which would fail every query instead.
+ */
 static int
 check_uri(const char *s, const char *path, char *err, size_t errlen)
 {
+	struct uri_notes notes = { .unknown = "" };
+	const mongoc_read_prefs_t *prefs;
 	bson_error_t error;
 	mongoc_uri_t *uri;
+	char key[64];
+	int64_t staleness, least;
 
-	/* Parsing only: no client, thread or socket exists in the master. */
-	if ((uri = mongoc_uri_new_with_error(s, &error)) == NULL) {
-		snprintf(err, errlen, "%s.uri: %s", path, error.message);
+	mongoc_log_set_handler(note_uri_message, &notes);
+	uri = mongoc_uri_new_with_error(s, &error);
+	mongoc_log_set_handler(mongoc_log_default_handler, NULL);
+	if (uri == NULL) {
+		const char *opt = find_option(s, "maxStalenessSeconds") != NULL ?
+		    "maxStalenessSeconds" : find_option(s, "readPreferenceTags") != NULL ?
+		    "readPreferenceTags" : NULL;
+
+		if (strstr(error.message, "Invalid readPreferences") != NULL && opt != NULL)
+			snprintf(err, errlen, "%s.uri: %s needs a readPreference other than primary",
+			    path, spelling(s, opt, key, sizeof(key)));
+		else
+			snprintf(err, errlen, "%s.uri: %s", path, error.message);
+		return -1;
+	}
+	if (notes.unknown[0] != '\0') {
+		snprintf(err, errlen, "%s.uri: unknown option \"%s\"", path,
+		    spelling(s, notes.unknown, key, sizeof(key)));
+		mongoc_uri_destroy(uri);
+		return -1;
+	}
+	prefs = mongoc_uri_get_read_prefs_t(uri);
+	staleness = prefs != NULL ? mongoc_read_prefs_get_max_staleness_seconds(prefs) :
+	    MONGOC_NO_MAX_STALENESS;
+	least = (mongoc_uri_get_option_as_int32(uri, MONGOC_URI_HEARTBEATFREQUENCYMS,
+	    RM_HEARTBEAT_MS) + 10000 + 999) / 1000;
+	if (least < MONGOC_SMALLEST_MAX_STALENESS_SECONDS)
+		least = MONGOC_SMALLEST_MAX_STALENESS_SECONDS;
+	if (staleness != MONGOC_NO_MAX_STALENESS && staleness < least) {
+		snprintf(err, errlen, "%s.uri: %s=%lld is below %lld, the least a replica set "
+		    "accepts (90 s, and heartbeatFrequencyMS + 10 s)", path,
+		    spelling(s, "maxStalenessSeconds", key, sizeof(key)),
+		    (long long)staleness, (long long)least);
+		mongoc_uri_destroy(uri);
 		return -1;
 	}
 	mongoc_uri_destroy(uri);
