@@ -273,13 +273,14 @@ sub retried {
     my $late = grep { $_ > $t_down } @{ $r->{sent} };
     my $last = @{ $r->{sent} } ? (sort { $b <=> $a } @{ $r->{sent} })[0] - $t0 : 0;
     ok($r->{ok} > 0, 'the clients were served');
-    is($late, 0, "failed requests: $r->{fail}, each sent before HAProxy had marked web3 down, the last "
-        . sprintf('%.3f s after the kill', $last)) or diag explain $r->{errors};
+    my $when = $last > 0 ? sprintf('the last %.1f ms after the kill', 1000 * $last) : 'none after the kill';
+    is($late, 0, "failed requests: $r->{fail}, each sent before HAProxy had marked web3 down ($when)")
+        or diag explain $r->{errors};
     is(errors($s1, $s2, 'web3'), 0, '... none once HAProxy had marked it down');
     is(errors($s0, $s2, 'web2', 'web4'), 0, '... and none on the other hosts');
-    diag(sprintf('kill -9 of web3: %d requests, %d failed (the last sent %.3f s after the kill); HAProxy had %d '
+    diag(sprintf('kill -9 of web3: %d requests, %d failed (sent %s); HAProxy had %d '
         . 'requests in flight to web3 just before and %d connections open to it (%d clients), counted %d response '
-        . 'errors; marked down %.2f s after', $r->{ok} + $r->{fail}, $r->{fail}, $last, $w3->{scur},
+        . 'errors; marked down %.2f s after', $r->{ok} + $r->{fail}, $r->{fail}, $when, $w3->{scur},
         $w3->{used_conn_cur} + $w3->{idle_conn_cur} + $w3->{safe_conn_cur}, $CLIENTS, errors($s0, $s1, 'web3'),
         $t_down - $t0));
     $c->wait_exit($D);
