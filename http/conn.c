@@ -55,20 +55,30 @@ fire_drain(struct http_req *r)
 	cb(r->drain_arg);
 }
 
-/* Writes what it can; 0 if that closed the connection (c is freed then). */
+/*
+ * Writes what it can; 0 if that closed the connection (c is freed then).
+ * Memory goes out with writev(), a file segment (http_reply_file()) with
+ * sendfile(), which libevent makes return 0, not -1, when the socket is
+ * full: errno tells that apart from a file that ended early.
+ */
 static int
 write_out(struct conn *c)
 {
 	while (evbuffer_get_length(c->out) > 0) {
-		if (evbuffer_write(c->out, c->fd) >= 0)
-			continue;
-		if (errno == EINTR)
+		errno = 0;
+		int n = evbuffer_write(c->out, c->fd);
+		if (n > 0 || errno == EINTR)
 			continue;
 		if (errno == EAGAIN) {
 			event_add(c->wev, c->srv->read_tv);
 			return 1;
 		}
-		conn_close(c);           /* the peer is gone */
+		/*
+		 * The peer is gone, or sendfile() found the file shorter than
+		 * the Content-Length already sent (it was truncated): only a
+		 * close tells the client that the body is incomplete.
+		 */
+		conn_close(c);
 		return 0;
 	}
 	return 1;
@@ -405,6 +415,8 @@ conn_new(struct http_server *srv, int fd, const struct sockaddr_storage *peer)
 		close(fd);
 		return;
 	}
+	/* http_reply_file(): file segments go out with sendfile(), never read in. */
+	evbuffer_set_flags(c->out, EVBUFFER_FLAG_DRAINS_TO_FD);
 	/* Replies go out whole in one write: Nagle would only delay streams. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 	c->srv = srv;

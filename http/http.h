@@ -6,8 +6,9 @@
  * and the hand-over of a connection to a service (http_upgrade()).
  *
  * Every request handed to the handler must end in exactly one of
- * http_reply() / http_reply_type() / http_error() / http_stream_end() /
- * http_upgrade() / http_drop(); the request must not be used after that.
+ * http_reply() / http_reply_type() / http_reply_file() / http_error() /
+ * http_stream_end() / http_upgrade() / http_drop(); the request must not be
+ * used after that.
  */
 #ifndef CLUSTERD_HTTP_H
 #define CLUSTERD_HTTP_H
@@ -15,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -151,6 +153,18 @@ void http_reply(struct http_req *req, int status, const char *body, size_t len);
 /* The same with this Content-Type (a static string). */
 void http_reply_type(struct http_req *req, int status, const char *type,
     const char *body, size_t len);
+/*
+ * A whole reply whose body is length bytes of the open file fd from offset,
+ * with this Content-Type (a static string) and Content-Length: length. The
+ * kernel sends the body (sendfile(), through a libevent file segment): it is
+ * never read into memory, and nothing here blocks. The HTTP layer owns fd
+ * from the call on, and closes it when the body is out, or at once for HEAD
+ * (the headers of the GET reply), for 204 and 304, and when the client is
+ * gone. A file found shorter than length as it is sent (truncated meanwhile)
+ * closes the connection: the client sees the body incomplete.
+ */
+void http_reply_file(struct http_req *req, int status, const char *type, int fd,
+    off_t offset, off_t length);
 /* {"error":{"status":N,"code":"...","message":"..."}} */
 void http_error(struct http_req *req, int status, const char *code,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));

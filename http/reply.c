@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/json.h"
 #include "http/internal.h"
@@ -218,6 +219,49 @@ http_reply(struct http_req *req, int status, const char *body, size_t len)
 	}
 	if ((c = reply_done(req)) != NULL)
 		conn_release(c);
+}
+
+/*
+ * The body is a libevent file segment in the connection's output, which
+ * drains to the socket (EVBUFFER_FLAG_DRAINS_TO_FD): write_out() sends it
+ * with sendfile(), after the head, and the segment closes fd when the last
+ * byte is out or the connection is freed.
+ */
+void
+http_reply_file(struct http_req *req, int status, const char *type, int fd, off_t offset,
+    off_t length)
+{
+	struct evbuffer_file_segment *seg;
+	struct conn *c = req->conn;
+	int failed;
+
+	if (no_body(status) || req->head || length <= 0 || c == NULL) {
+		close(fd);
+		req->content_type = type;
+		/* HEAD gets the Content-Length a GET would have */
+		http_reply(req, status, NULL, no_body(status) ? 0 : (size_t)(length > 0 ? length : 0));
+		return;
+	}
+	seg = evbuffer_file_segment_new(fd, offset, length,
+	    EVBUF_FS_CLOSE_ON_FREE | EVBUF_FS_DISABLE_LOCKING);
+	if (seg == NULL) {
+		close(fd);
+		http_error(req, 500, "internal", "out of memory");
+		return;
+	}
+	c = reply_enter(req);
+	req->status = status;
+	req->content_type = type;
+	write_head(c, req, status, (long long)length);
+	failed = evbuffer_add_file_segment(c->out, seg, 0, length) == -1;
+	if (!failed)
+		req->bytes += (uint64_t)length;
+	evbuffer_file_segment_free(seg);     /* the output holds its own reference */
+	if ((c = reply_done(req)) != NULL) {
+		if (failed)
+			conn_close(c);       /* out of memory after the head: only a close says so */
+		conn_release(c);
+	}
 }
 
 void

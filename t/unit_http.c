@@ -1,13 +1,16 @@
 /*
  * The HTTP layer's interface for services, driven through a real socket:
  * request headers and bodies, content types, statuses without a body,
- * completion hooks, Allow, and the hand-over of a connection
- * (http_upgrade()) with the bytes that followed the request.
+ * completion hooks, Allow, the hand-over of a connection (http_upgrade())
+ * with the bytes that followed the request, and bodies sent from files
+ * (http_reply_file()).
  */
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +30,9 @@ static int upgraded = -2, hooks, last_status, drained;
 static uint64_t last_bytes;
 
 static struct http_req *held;
+static char file_path[64];
+static off_t file_len;
+static int file_fds;
 
 static void
 answer_held(evutil_socket_t fd, short what, void *arg)
@@ -67,6 +73,16 @@ handler(struct http_req *req, void *arg)
 		struct timeval tv = { 0, 20000 };
 		held = req;
 		event_base_once(base, -1, EV_TIMEOUT, answer_held, NULL, &tv);
+	} else if (strncmp(path, "/file", 5) == 0) {
+		/* /file: all of it; /file/part: 4 bytes from offset 3; /file/304 */
+		int fd = open(file_path, O_RDONLY);
+		if (strcmp(path, "/file") == 0)
+			http_reply_file(req, 200, "text/plain", fd, 0, file_len);
+		else if (strcmp(path, "/file/part") == 0)
+			http_reply_file(req, 206, "text/plain", fd, 3, 4);
+		else
+			http_reply_file(req, 304, "text/plain", fd, 0, file_len);
+		file_fds++;
 	} else if (strcmp(path, "/refuse") == 0) {
 		http_error(req, 400, "bad_request", "no upgrade here");
 	} else {
@@ -144,6 +160,21 @@ client(int port)
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1)
 		return -1;
 	return fd;
+}
+
+/* The descriptors this process holds. */
+static int
+open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while (readdir(d) != NULL)
+		n++;
+	closedir(d);
+	return n - 3;            /* ".", ".." and the directory's own */
 }
 
 static void
@@ -303,6 +334,77 @@ main(void)
 	collect(fd, buf, sizeof(buf), "x-a:", &closed);
 	like(buf, "X-Trailer=t1;x-a:none", "a trailer is a header, trimmed and terminated");
 	close(fd);
+
+	/* http_reply_file(): the body from a file, never read into memory. */
+	{
+		static char big[1 << 16];
+		int ffd, fds_before;
+		size_t n;
+
+		snprintf(file_path, sizeof(file_path), "/tmp/unit_http.XXXXXX");
+		ffd = mkstemp(file_path);
+		if (ffd == -1 || write(ffd, "0123456789", 10) != 10)
+			printf("# cannot write %s\n", file_path);
+		close(ffd);
+		file_len = 10;
+		fd = client(port);
+		turn();
+		fds_before = open_fds();     /* the connection, both ends */
+		send_all(fd, "GET /file HTTP/1.1\r\nHost: x\r\n\r\n"
+		    "GET /file/part HTTP/1.1\r\nHost: x\r\n\r\n"
+		    "HEAD /file HTTP/1.1\r\nHost: x\r\n\r\n"
+		    "GET /file/304 HTTP/1.1\r\nHost: x\r\n\r\n");
+		collect_after(fd, buf, sizeof(buf), "304 Not Modified", "\r\n\r\n", &closed);
+		like(buf, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n",
+		    "a file: its type and length");
+		like(buf, "\r\n\r\n0123456789HTTP/1.1 206", "... and its bytes, then the next reply");
+		like(buf, "206 Partial Content\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n",
+		    "a part of it: the length given");
+		like(buf, "\r\n\r\n3456HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+		    "Content-Length: 10\r\n", "... from the offset given; HEAD: the same head");
+		ok(strstr(strstr(buf, "3456") ? strstr(buf, "3456") : buf, "0123") == NULL,
+		    "... without the body");
+		like(buf, "304 Not Modified\r\n", "a 304");
+		ok(!closed, "the connection lives on");
+		is_int((long long)last_bytes, 0, "the hook counts no body for a 304");
+		turn();
+		is_int(open_fds(), fds_before, "every file is closed (HEAD and 304 at once)");
+		is_int(file_fds, 4, "... the 4 of them");
+		close(fd);
+
+		/*
+		 * A file truncated while it is sent: the connection closes early.
+		 * 64 MiB (sparse) is more than the socket buffers take before the
+		 * client reads.
+		 */
+		ffd = open(file_path, O_WRONLY);
+		file_len = (off_t)64 << 20;
+		if (ftruncate(ffd, file_len) == -1)
+			printf("# ftruncate: %s\n", strerror(errno));
+		turn();
+		fds_before = open_fds();     /* ffd, closed below, and then the client's end */
+		fd = client(port);
+		send_all(fd, "GET /file HTTP/1.1\r\nHost: x\r\n\r\n");
+		for (int i = 0; i < 4; i++)
+			turn();
+		if (ftruncate(ffd, 1000) == -1)
+			printf("# ftruncate: %s\n", strerror(errno));
+		close(ffd);
+		n = 0;
+		for (int i = 0; i < 1000; i++) {
+			ssize_t r = recv(fd, big, sizeof(big), MSG_DONTWAIT);
+			if (r == 0)
+				break;
+			if (r > 0)
+				n += (size_t)r;
+			else
+				turn();
+		}
+		ok(n > 0 && n < (64u << 20), "a file truncated as it is sent: the body stops short");
+		is_int(open_fds(), fds_before, "... the server's end and the file are closed");
+		close(fd);
+		unlink(file_path);
+	}
 
 	/* Last, the drain: it does not wait for connections handed over. */
 	if (first.fd > 0) {
