@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -137,6 +138,15 @@ void http_allow(int methods, char *buf, size_t len);
  * plus. Returns 0, or -1 on a bad escape, an encoded NUL, or no room.
  */
 int http_unescape(const char *s, size_t n, char *out, size_t outlen, int plus);
+
+/* An HTTP date, IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" (HTTP_DATE_LEN with the NUL). */
+#define HTTP_DATE_LEN 30
+void http_date(time_t t, char *buf, size_t len);
+/*
+ * Reads an HTTP date in any of the three formats a recipient must take
+ * (RFC 9110, 5.6.7): IMF-fixdate, RFC 850, asctime. 0, or -1 if s is none.
+ */
+int http_date_parse(const char *s, time_t *t);
 
 /* The query string, parsed and decoded. */
 struct http_params;

@@ -406,6 +406,28 @@ main(void)
 		unlink(file_path);
 	}
 
+	/* HTTP dates: IMF-fixdate out; the three formats of RFC 9110 in. */
+	{
+		char date[HTTP_DATE_LEN];
+		time_t t = -1;
+
+		http_date(784111777, date, sizeof(date));
+		is_str(date, "Sun, 06 Nov 1994 08:49:37 GMT", "http_date(): IMF-fixdate");
+		ok(http_date_parse("Sun, 06 Nov 1994 08:49:37 GMT", &t) == 0 && t == 784111777,
+		    "http_date_parse(): IMF-fixdate");
+		t = -1;
+		ok(http_date_parse("Sunday, 06-Nov-94 08:49:37 GMT", &t) == 0 && t == 784111777,
+		    "... RFC 850");
+		t = -1;
+		ok(http_date_parse("Sun Nov  6 08:49:37 1994", &t) == 0 && t == 784111777,
+		    "... asctime");
+		ok(http_date_parse("Sun, 06 Nov 1994 08:49:37 GMT junk", &t) == -1, "... not junk after");
+		ok(http_date_parse("Sun, 06 Foo 1994 08:49:37 GMT", &t) == -1, "... nor a bad month");
+		ok(http_date_parse("Sun, 06 Nov 1994 25:49:37 GMT", &t) == -1, "... nor a bad hour");
+		ok(http_date_parse("yesterday", &t) == -1, "... nor anything else");
+		ok(http_date_parse("", &t) == -1, "... nor nothing");
+	}
+
 	/* Last, the drain: it does not wait for connections handed over. */
 	if (first.fd > 0) {
 		ok(http_drain(srv, on_drained, NULL) == 0, "a drain");
