@@ -20,6 +20,7 @@
 	X(dummy) \
 	X(health) \
 	X(metrics) \
+	X(static) \
 	M(readmongo) \
 	M(socketio)
 
