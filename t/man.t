@@ -166,11 +166,19 @@ sub check_config {
     my ($text, $name) = @_;
     my $file = "$tmp/example.conf";
     # -t checks that the files' directories exist: /var/log/clusterd and the
-    # like do on an installed system; here they are made under $tmp.
-    $text =~ s{("(?:error_log|access_log|pid_file)"\s*:\s*")(/[^"]*)"}{
+    # like do on an installed system; here they are made under $tmp. So are
+    # the directories static serves ("root": "/srv/www"), and its own
+    # mime.types files (empty).
+    $text =~ s{("(?:error_log|access_log|pid_file|mime_types)"\s*:\s*")(/[^"]*)"}{
         my ($k, $p) = ($1, $2);
         (my $d = "$tmp$p") =~ s{/[^/]*$}{};
         File::Path::make_path($d);
+        if ($k =~ /mime_types/) { open my $types, '>>', "$tmp$p" or die "$tmp$p: $!" }
+        "$k$tmp$p\""
+    }ge;
+    $text =~ s{("root"\s*:\s*")(/[^"]*)"}{
+        my ($k, $p) = ($1, $2);
+        File::Path::make_path("$tmp$p");
         "$k$tmp$p\""
     }ge;
     open my $fh, '>', $file or die "$file: $!";
