@@ -81,6 +81,11 @@ write_out(struct conn *c)
 		conn_close(c);
 		return 0;
 	}
+	if (c->corked) {             /* all out: the last partial segment goes now */
+		int off = 0;
+		setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &off, sizeof(off));
+		c->corked = 0;
+	}
 	return 1;
 }
 

@@ -49,6 +49,7 @@ struct conn {
 	int linger;                  /* close through conn_linger() */
 	int lingering;               /* only discarding input until it ends */
 	int upgraded;                /* handed over by http_upgrade(): free, do not close */
+	int corked;                  /* TCP_CORK until the output is written (http_reply_file()) */
 	struct timeval linger_end;
 	size_t header_bytes;
 	uint64_t body_bytes;

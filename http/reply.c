@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -257,6 +259,16 @@ http_reply_file(struct http_req *req, int status, const char *type, int fd, off_
 	failed = evbuffer_add_file_segment(c->out, seg, 0, length) == -1;
 	if (!failed)
 		req->bytes += (uint64_t)length;
+	/*
+	 * The head goes out with writev(), the body with sendfile(): corked,
+	 * they leave in full segments (one, for a small file), as nginx's
+	 * tcp_nopush does, rather than the head alone in a packet of its own.
+	 * write_out() uncorks once the output is written.
+	 */
+	if (!failed && !c->corked) {
+		int on = 1;
+		c->corked = setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on)) == 0;
+	}
 	evbuffer_file_segment_free(seg);     /* the output holds its own reference */
 	if ((c = reply_done(req)) != NULL) {
 		if (failed)
