@@ -246,14 +246,33 @@ static_conf_free(void *p)
 	free(c);
 }
 
+/*
+ * A relative root is taken from the directory clusterd runs in, as the
+ * paths of the logs are, and kept absolute from then on.
+ */
 static int
-check_root(const char *root, const char *path, char *err, size_t errlen)
+check_root(char **rootp, const char *path, char *err, size_t errlen)
 {
+	char cwd[PATH_MAX], *abs;
+	const char *root = *rootp;
 	struct stat st;
+	size_t n;
 
 	if (root[0] != '/') {
-		snprintf(err, errlen, "%s.root: \"%s\" is not an absolute path", path, root);
-		return -1;
+		if (getcwd(cwd, sizeof(cwd)) == NULL) {
+			snprintf(err, errlen, "%s.root: %s: the current directory: %s", path, root,
+			    strerror(errno));
+			return -1;
+		}
+		n = strlen(cwd) + strlen(root) + 2;
+		if ((abs = malloc(n)) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		snprintf(abs, n, "%s%s%s", cwd, strcmp(cwd, "/") == 0 ? "" : "/", root);
+		free(*rootp);
+		*rootp = abs;
+		root = abs;
 	}
 	if (stat(root, &st) == -1) {
 		snprintf(err, errlen, "%s.root: %s: %s", path, root, strerror(errno));
@@ -323,7 +342,7 @@ static_configure(json_object *route, const char *path, void **conf, char *err,
 		return -1;
 	}
 	if (conf_get_string(route, path, "root", true, NULL, &c->root, err, errlen) == -1 ||
-	    check_root(c->root, path, err, errlen) == -1 ||
+	    check_root(&c->root, path, err, errlen) == -1 ||
 	    conf_get_string(route, path, "index", false, "index.html", &c->index,
 		err, errlen) == -1 ||
 	    check_index(c->index, path, err, errlen) == -1 ||

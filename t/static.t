@@ -285,7 +285,24 @@ sub check {
     return $out;
 }
 like(check({}), qr/routes\[0\]\.root: required key is missing/, '-t: root is required');
-like(check({ root => 'www' }), qr/routes\[0\]\.root: "www" is not an absolute path/, '-t: root must be absolute');
+{
+    # A relative root is taken from the directory clusterd runs in.
+    require Cwd;
+    my $here = Cwd::getcwd();
+    chdir $tmp or die "$tmp: $!";
+    is(check({ root => 'www' }), "ok\n", '-t: a relative root, from the current directory');
+    mkdir "$tmp/elsewhere" or die;
+    chdir "$tmp/elsewhere" or die;
+    like(check({ root => 'www' }), qr/routes\[0\]\.root: \Q$tmp\E\/elsewhere\/www: No such file or directory/,
+        '-t: ... named absolute in the error where it is missing');
+    chdir $tmp or die;
+    my $rel = Clusterd->new(config => { workers => 1,
+        routes => [ { prefix => '/s', service => 'static', root => 'www' } ] })->start;
+    chdir $here or die "$here: $!";
+    my ($code, undef, $text) = $rel->get('/s/notes.txt');
+    is("$code $text", "200 notes\n", '... and served from there');
+    $rel->stop;
+}
 like(check({ root => "$tmp/nope" }), qr/routes\[0\]\.root: \Q$tmp\E\/nope: No such file or directory/,
     '-t: root must exist');
 like(check({ root => "$root/notes.txt" }), qr/routes\[0\]\.root: .* is not a directory/, '-t: root must be a directory');
