@@ -15,7 +15,8 @@ const char *const config_top_keys[] = {
 	"listen", "workers", "pid_file", "error_log", "log_level",
 	"shutdown_timeout_ms", "worker_rlimit_nofile", "user", "group", "access_log",
 	"access_log_format", "limits", "routes", "heartbeat_interval_ms", "worker_timeout_ms",
-	"max_requests", "max_requests_jitter", "max_worker_rss_mb", "drain_delay_ms", NULL
+	"max_requests", "max_requests_jitter", "max_worker_rss_mb", "drain_delay_ms",
+	"worker_pid_header", NULL
 };
 const char *const config_limits_keys[] = {
 	"max_header_bytes", "max_body_bytes", "read_timeout_ms",
@@ -79,6 +80,24 @@ conf_get_int(json_object *obj, const char *path, const char *key, long long min,
 		return -1;
 	}
 	*out = n;
+	return 0;
+}
+
+int
+conf_get_bool(json_object *obj, const char *path, const char *key, bool def, bool *out,
+    char *err, size_t errlen)
+{
+	json_object *v;
+
+	*out = def;
+	if (!json_object_object_get_ex(obj, key, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_boolean)) {
+		snprintf(err, errlen, "%s%s%s: expected true or false, got %s", path,
+		    *path ? "." : "", key, type_name(v));
+		return -1;
+	}
+	*out = json_object_get_boolean(v) != 0;
 	return 0;
 }
 
@@ -504,6 +523,8 @@ parse_root(struct config *cfg, json_object *root, char *err, size_t errlen)
 	    conf_get_string(root, "", "group", false, NULL, &cfg->group, err, errlen) == -1 ||
 	    check_identity(cfg, err, errlen) == -1 ||
 	    parse_access_log(cfg, root, err, errlen) == -1 ||
+	    conf_get_bool(root, "", "worker_pid_header", false, &cfg->worker_pid_header,
+		err, errlen) == -1 ||
 	    parse_limits(cfg, root, err, errlen) == -1 ||
 	    parse_routes(cfg, root, err, errlen) == -1)
 		goto out;

@@ -68,6 +68,7 @@ struct config {
 	gid_t gid;                   /* of group, or the user's primary group */
 	char *access_log;            /* "off", "stderr" or a path */
 	enum access_log_format { ACCESS_LOG_COMBINED, ACCESS_LOG_JSON } access_log_format;
+	bool worker_pid_header;      /* every reply says which worker made it */
 	struct limits_conf limits;
 	struct route_conf *routes;
 	size_t nroutes;
@@ -112,5 +113,7 @@ int conf_get_int(json_object *obj, const char *path, const char *key,
     char *err, size_t errlen);
 int conf_get_string(json_object *obj, const char *path, const char *key,
     bool required, const char *def, char **out, char *err, size_t errlen);
+int conf_get_bool(json_object *obj, const char *path, const char *key, bool def,
+    bool *out, char *err, size_t errlen);
 
 #endif

@@ -67,6 +67,12 @@ int http_server_adopt(struct http_server *srv, int slot, const int *fds, size_t 
 void http_server_release(struct http_server *srv, int slot);
 /* Closes every connection; requests still held by services become gone. */
 void http_server_free(struct http_server *srv);
+/*
+ * Adds "name: value" to the head of every reply from now on (the worker's
+ * pid, say), after the service's own headers: 0, or -1 (nothing added) when
+ * the server's headers would pass 128 bytes.
+ */
+int http_server_add_header(struct http_server *srv, const char *name, const char *value);
 /* Subscribes cb to the completion of every request: 0, or -1 when full. */
 int http_server_on_complete(struct http_server *srv, http_complete_cb cb, void *arg);
 

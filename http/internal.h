@@ -24,6 +24,7 @@
 #define PIPELINE_MAX (256 * 1024)    /* pipelined input kept behind a request */
 #define OUTPUT_MAX (256 * 1024)      /* replies a client has not read yet */
 #define EXTRA_HEADERS 512            /* bytes of headers a service may add */
+#define SERVER_HEADERS 128           /* bytes of headers added to every reply */
 #define NO_METHOD UINT_MAX           /* the request line was not understood */
 #define HOOKS_MAX 4                  /* request-completion subscribers */
 
@@ -140,6 +141,8 @@ struct http_server {
 	struct event *drain_ev;
 	struct hook hooks[HOOKS_MAX];
 	size_t nhooks;
+	char extra[SERVER_HEADERS];          /* http_server_add_header(): extra_len of them */
+	size_t extra_len;
 	uint64_t served;                     /* requests completed */
 	size_t in_flight;                    /* requests held by services */
 };

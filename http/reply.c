@@ -123,12 +123,13 @@ put_uint(char *p, unsigned long long v)
  * and printf's format parsing was the largest user-space cost of a
  * keep-alive request after the parser. Every piece has a known bound
  * (statuses are 3 digits, reasons are ours, the content type is cut at
- * CONTENT_TYPE_MAX, extra is EXTRA_HEADERS), so head cannot overflow.
+ * CONTENT_TYPE_MAX, extra is EXTRA_HEADERS and the server's SERVER_HEADERS),
+ * so head cannot overflow.
  */
 void
 write_head(struct conn *c, struct http_req *r, int status, long long length)
 {
-	char head[EXTRA_HEADERS + CONTENT_TYPE_MAX + 256];
+	char head[EXTRA_HEADERS + SERVER_HEADERS + CONTENT_TYPE_MAX + 256];
 	char *p = head;
 	const char *conn_hdr = NULL;
 
@@ -164,6 +165,7 @@ write_head(struct conn *c, struct http_req *r, int status, long long length)
 			p = PUT_LIT(p, "Transfer-Encoding: chunked\r\n");
 	}
 	p = put(p, r->extra, r->extra_len);
+	p = put(p, c->srv->extra, c->srv->extra_len);
 	p = put_str(p, date_header(c->srv->base));
 	if (conn_hdr != NULL)
 		p = put_str(p, conn_hdr);

@@ -217,6 +217,20 @@ http_server_new(struct event_base *base, const struct http_limits *lim,
 	return srv;
 }
 
+int
+http_server_add_header(struct http_server *srv, const char *name, const char *value)
+{
+	size_t room = sizeof(srv->extra) - srv->extra_len;
+	int n = snprintf(srv->extra + srv->extra_len, room, "%s: %s\r\n", name, value);
+
+	if (n < 0 || (size_t)n >= room) {
+		srv->extra[srv->extra_len] = '\0';
+		return -1;
+	}
+	srv->extra_len += (size_t)n;
+	return 0;
+}
+
 /* Adds listeners for fds, tagged with slot (-1: our own). */
 static int
 add_listeners(struct http_server *srv, int slot, const int *fds, size_t nfds)

@@ -62,6 +62,7 @@ main(void)
 		is_int(cfg->worker_timeout_ms, 30000, "worker_timeout_ms default");
 		is_int(cfg->max_requests, 0, "max_requests off by default");
 		is_int(cfg->max_worker_rss_mb, 0, "max_worker_rss_mb off by default");
+		ok(!cfg->worker_pid_header, "worker_pid_header off by default");
 		is_str(cfg->routes[0].service->name, "dummy", "route service resolved");
 		config_free(cfg);
 	}
@@ -112,6 +113,13 @@ main(void)
 	    "\\u0000 in a string");
 	bad("{\"listen\":[\"127.0.0.1:8080\\u0000x\"],\"routes\":[{\"prefix\":\"/d\",\"service\":\"dummy\"}]}",
 	    "listen[0]: line 1, column 27: a string holds \\u0000", "\\u0000 in an array's string");
+	cfg = parse("{" MIN ",\"worker_pid_header\":true}", err, sizeof(err));
+	ok(cfg != NULL && cfg->worker_pid_header, "worker_pid_header: true");
+	config_free(cfg);
+	bad("{" MIN ",\"worker_pid_header\":1}", "worker_pid_header: expected true or false, got int",
+	    "worker_pid_header: 1 is not a boolean");
+	bad("{" MIN ",\"worker_pid_header\":\"yes\"}",
+	    "worker_pid_header: expected true or false, got string", "... nor is \"yes\"");
 	bad("{" MIN ",\"worker_rlimit_nofile\":3}", "worker_rlimit_nofile: 3 is too few",
 	    "worker_rlimit_nofile 3 is too few");
 	bad("{\"listen\":[\"localhost:8080\",\"127.0.0.1:8080\"],\"routes\":[{\"prefix\":\"/d\",\"service\":\"dummy\"}]}",

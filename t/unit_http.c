@@ -406,6 +406,30 @@ main(void)
 		unlink(file_path);
 	}
 
+	/* A header of the server's on every reply (the worker's pid), after the service's. */
+	{
+		char big[200];
+
+		memset(big, 'v', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		ok(http_server_add_header(srv, "X-Worker-Pid", "4242") == 0,
+		    "http_server_add_header()");
+		ok(http_server_add_header(srv, "X-Big", big) == -1,
+		    "... refuses a header past 128 bytes");
+		fd = client(port);
+		send_all(fd, "POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+		    "GET /nothing HTTP/1.1\r\nHost: x\r\n\r\n"
+		    "GET /nocontent HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+		collect(fd, buf, sizeof(buf), NULL, &closed);
+		like(buf, "X-Len: short\r\nX-Worker-Pid: 4242\r\n",
+		    "... on a reply, after the service's own header");
+		like(buf, "404 Not Found\r\nContent-Type: application/json\r\n"
+		    "Content-Length: 63\r\nX-Worker-Pid: 4242\r\n", "... on an error");
+		like(buf, "204 No Content\r\nX-Worker-Pid: 4242\r\n", "... on a 204");
+		ok(strstr(buf, "X-Big") == NULL, "... and the refused one is on none");
+		close(fd);
+	}
+
 	/* HTTP dates: IMF-fixdate out; the three formats of RFC 9110 in. */
 	{
 		char date[HTTP_DATE_LEN];

@@ -337,6 +337,7 @@ setup_loop(const struct worker_args *a)
 	struct event_config *ec = event_config_new();
 	struct timeval stats_tv = ms_tv(a->cfg->heartbeat_interval_ms);
 	struct http_limits lim;
+	char pid[24];
 
 	/* The changelist folds the epoll_ctl calls of one loop iteration into one. */
 	if (ec != NULL)
@@ -359,8 +360,11 @@ setup_loop(const struct worker_args *a)
 		.body_timeout_ms = a->cfg->limits.body_timeout_ms,
 		.max_connections = a->cfg->limits.max_connections,
 	};
+	snprintf(pid, sizeof(pid), "%ld", (long)getpid());
 	if ((W.router = router_new(a->cfg, &W.info)) == NULL ||
 	    (W.http = http_server_new(W.base, &lim, router_handle, W.router)) == NULL ||
+	    (a->cfg->worker_pid_header &&
+		http_server_add_header(W.http, "X-Worker-Pid", pid) == -1) ||
 	    (accesslog_enabled() &&
 		http_server_on_complete(W.http, accesslog_request, NULL) == -1) ||
 	    (a->max_requests > 0 &&
