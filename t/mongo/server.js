@@ -4,7 +4,7 @@
  * mongo-test-server: an in-memory MongoDB wire-protocol server for tests.
  *
  *   node server.js --port N [--host 127.0.0.1] [--seed file.json] [--control-port M]
- *                  [--processes N] [--verbose]
+ *                  [--processes N] [--exit-with-parent] [--verbose]
  *
  * Prints exactly one line when both listeners are up:
  *   mongo-test-server ready port=<port> control=<controlport>
@@ -23,6 +23,11 @@
  * libmongoc 1.23 and Node's official driver talk to it unmodified.  Queries
  * are really evaluated (mingo does the query language); nothing is canned.
  *
+ * --exit-with-parent: the server checks every 200 ms that the process that
+ * started it is still its parent, and exits when it is not (the parent died,
+ * even of a kill -9, and the server was handed to init or a subreaper), so
+ * that a runner killed without a chance to clean up leaves nothing behind.
+ *
  * Layout: 1. options  2. storage (raw docs + plain views, sort order)
  *         3. wire codec  4. faults  5. commands  6. connections  7. control
  *         8. processes (--processes N > 1)
@@ -36,7 +41,8 @@ const mingo = require('mingo');
 
 /* ---------------------------------------------------------------- 1. options */
 function parseArgs(argv) {
-  const o = { port: 27017, host: '127.0.0.1', seed: null, controlPort: 0, processes: 1, verbose: false };
+  const o = { port: 27017, host: '127.0.0.1', seed: null, controlPort: 0, processes: 1, exitWithParent: false,
+    verbose: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i], v = () => argv[++i];
     if (a === '--port') o.port = Number(v());
@@ -44,6 +50,7 @@ function parseArgs(argv) {
     else if (a === '--seed') o.seed = v();
     else if (a === '--control-port') o.controlPort = Number(v());
     else if (a === '--processes') o.processes = Number(v());
+    else if (a === '--exit-with-parent') o.exitWithParent = true;
     else if (a === '--verbose') o.verbose = true;
     else { process.stderr.write(`unknown argument ${a}\n`); process.exit(2); }
   }
@@ -816,4 +823,8 @@ async function main() {
   process.stdout.write(`mongo-test-server ready port=${listenPort} control=${controlServer.address().port}\n`);
 }
 for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0));
+if (opts.exitWithParent && cluster.isPrimary) {
+  const parent = process.ppid;
+  setInterval(() => { if (process.ppid !== parent) process.exit(0); }, 200).unref();
+}
 main().catch((e) => { process.stderr.write(`mongo-test-server: ${e.stack}\n`); process.exit(1); });
