@@ -21,6 +21,8 @@ ok(find_one(qr{/man5/clusterd\.conf\.5$}), 'clusterd.conf(5)');
 ok(find_one(qr{/lib/clusterd/readmongo\.so$}), 'the readmongo module in $(libdir)/clusterd');
 my $conf = find_one(qr{/etc/clusterd/clusterd\.conf$});
 ok($conf, 'the example config');
+is(do { local (@ARGV, $/) = $conf; <> }, do { local (@ARGV, $/) = "$ENV{TOP_SRCDIR}/conf/production.conf"; <> },
+    '... conf/production.conf, not the demo\'s');
 my $unit = find_one(qr{/system/clusterd\.service$});
 ok($unit, 'the systemd unit');
 
@@ -39,7 +41,7 @@ SKIP: {
     like($text, qr/^KillSignal=SIGQUIT$/m, 'stop is graceful');
     skip 'no systemd-analyze', 1 unless -x '/usr/bin/systemd-analyze';
     # verify checks that ExecStart's binary exists: point it at the installed one.
-    (my $local = $text) =~ s{(Exec\w*=)\S*/clusterd( -t)? -c \S+}{$1$bin$2 -c $ENV{TOP_SRCDIR}/conf/clusterd.conf}g;
+    (my $local = $text) =~ s{(Exec\w*=)\S*/clusterd( -t)? -c \S+}{$1$bin$2 -c $ENV{TOP_SRCDIR}/conf/production.conf}g;
     my $dir = tempdir(CLEANUP => 1);
     open my $u, '>', "$dir/clusterd.service" or die;
     print $u $local;
