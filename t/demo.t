@@ -206,6 +206,8 @@ ok(port_free($port) && port_free($d->{mongo_port}), '... and both ports are free
 my @left = glob "$tmp/clusterd-demo-*";
 ok(!@left, '... and its temporary directory is removed') or diag "@left";
 @groups = grep { $_ != $d->{pid} } @groups;
+unlike(slurp($d->{log}), qr/ERROR: (?:Address|Leak|Undefined)Sanitizer|runtime error:/,
+    'no sanitizer report in the log');
 
 # ---------------------------------------------------------------- run 2: kill -9
 my $d2 = start_demo('run2');
