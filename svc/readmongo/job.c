@@ -68,16 +68,9 @@ driver_error(struct rm_job *j, struct rm_error *e, const bson_error_t *error)
 static int
 append_doc(struct evbuffer *buf, const bson_t *doc, bool comma)
 {
-	size_t len;
-	char *json = bson_as_relaxed_extended_json(doc, &len);
-
-	if (json == NULL)
-		return -1;
 	if (comma)
 		evbuffer_add(buf, ",", 1);
-	evbuffer_add(buf, json, len);
-	bson_free(json);
-	return 0;
+	return rm_json_doc(buf, doc);
 }
 
 void

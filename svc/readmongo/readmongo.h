@@ -5,6 +5,7 @@
  *   service.c   the worker's state: the driver, the thread pool, figures
  *   request.c   on the loop: a request parsed and checked into a job
  *   job.c       on a pool thread: the query, run with the blocking driver
+ *   json.c      on a pool thread: a document as relaxed Extended JSON
  *   reply.c     on the loop: a job's results written to its request
  */
 #ifndef CLUSTERD_READMONGO_H
@@ -132,6 +133,12 @@ void rm_job_cancel(struct pool_job *pj);
 void rm_cursor_close(struct rm_job *j);
 void rm_set_error(struct rm_error *e, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/*
+ * json.c: doc as relaxed Extended JSON appended to out, the bytes
+ * bson_as_relaxed_extended_json() gives; -1 where it gives NULL.
+ */
+int rm_json_doc(struct evbuffer *out, const bson_t *doc);
 
 /* reply.c */
 struct rm_job *rm_job_new(struct readmongo *rm, struct http_req *req, enum rm_op op,
