@@ -189,22 +189,42 @@ found_down(struct rm_job *j)
 	return down;
 }
 
+/* The thread's handle on collection name, made on first use. */
+static mongoc_collection_t *
+thread_collection(struct rm_thread *t, const char *db, const char *name)
+{
+	unsigned i;
+
+	for (i = 0; i < RM_THREAD_COLLECTIONS; i++)
+		if (t->colls[i].coll != NULL && strcmp(t->colls[i].name, name) == 0)
+			return t->colls[i].coll;
+	i = t->next++ % RM_THREAD_COLLECTIONS;
+	if (t->colls[i].coll != NULL)
+		mongoc_collection_destroy(t->colls[i].coll);
+	snprintf(t->colls[i].name, sizeof(t->colls[i].name), "%s", name);
+	t->colls[i].coll = mongoc_client_get_collection(t->client, db, name);
+	return t->colls[i].coll;
+}
+
 /* A get or a count, with the thread's own client, in one step. */
 static void
-run_query(struct rm_job *j, mongoc_client_t *client)
+run_query(struct rm_job *j, struct rm_thread *t)
 {
 	mongoc_collection_t *coll;
 
-	coll = mongoc_client_get_collection(client, j->rm->conf->database, j->coll);
+	if (t == NULL) {             /* its context could not be allocated */
+		rm_set_error(&j->err, 503, "overloaded", "out of memory");
+		return;
+	}
+	coll = thread_collection(t, j->rm->conf->database, j->coll);
 	if (j->op == OP_GET)
 		run_get(j, coll);
 	else
 		run_count(j, coll);
-	mongoc_collection_destroy(coll);
 }
 
 void
-rm_job_run(struct pool_job *pj, void *client)
+rm_job_run(struct pool_job *pj, void *thread)
 {
 	struct rm_job *j = container_of(pj, struct rm_job, job);
 
@@ -216,7 +236,7 @@ rm_job_run(struct pool_job *pj, void *client)
 		return;
 	}
 	if (!j->stop)
-		run_query(j, client);
+		run_query(j, thread);
 	/* The last touch: from here on the loop may free the job. */
 	pool_post(j->rm->pool, &j->end_msg);
 }

@@ -68,6 +68,22 @@ struct readmongo {
 enum rm_op { OP_LIST, OP_GET, OP_COUNT };
 
 /*
+ * A pool thread's context: its own client, for as long as the thread lives,
+ * and the collection handles it made last (mongoc_client_get_collection
+ * copies the client's read preferences and concerns each time: 4,400
+ * instructions of a get by id). A handle is used by its thread only.
+ */
+#define RM_THREAD_COLLECTIONS 8
+struct rm_thread {
+	mongoc_client_t *client;
+	struct {
+		char name[NS_MAX + 1];
+		mongoc_collection_t *coll;
+	} colls[RM_THREAD_COLLECTIONS];
+	unsigned next;               /* the slot a new name takes */
+};
+
+/*
  * query.c: the Extended JSON object given as query parameter name (filter,
  * sort, projection): a new document, or NULL with why (for a 400).
  */
@@ -127,7 +143,7 @@ bool rm_valid_collection(const char *db, const char *s, size_t n);
 void rm_handle(void *state, struct http_req *req, const char *subpath);
 
 /* job.c */
-void rm_job_run(struct pool_job *pj, void *client);
+void rm_job_run(struct pool_job *pj, void *thread);
 void rm_job_cancel(struct pool_job *pj);
 /* A list's cursor and client, released (may talk to MongoDB: killCursors). */
 void rm_cursor_close(struct rm_job *j);

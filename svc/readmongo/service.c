@@ -96,17 +96,29 @@ clients_new(const struct rm_conf *c, const char *prefix)
 	return clients;
 }
 
-/* A pool thread's context: its own client, for as long as the thread lives. */
+/* A pool thread's context (struct rm_thread): its own client, its collection handles. */
 static void *
 thread_client(void *clients)
 {
-	return mongoc_client_pool_pop(clients);
+	struct rm_thread *t = calloc(1, sizeof(*t));
+
+	if (t != NULL)
+		t->client = mongoc_client_pool_pop(clients);
+	return t;
 }
 
 static void
-thread_client_done(void *clients, void *client)
+thread_client_done(void *clients, void *ctx)
 {
-	mongoc_client_pool_push(clients, client);
+	struct rm_thread *t = ctx;
+
+	if (t == NULL)
+		return;
+	for (int i = 0; i < RM_THREAD_COLLECTIONS; i++)
+		if (t->colls[i].coll != NULL)
+			mongoc_collection_destroy(t->colls[i].coll);
+	mongoc_client_pool_push(clients, t->client);
+	free(t);
 }
 
 static void *
