@@ -75,12 +75,16 @@ check(const bson_t *doc, const char *name)
 	ok(same(doc, name), name);
 }
 
+static uint32_t rnd(uint32_t n);
+
 /* ---- fixed cases ---- */
 
 static void
 doubles(void)
 {
 	static const double v[] = { 0.0, -0.0, 1.0, -1.0, 0.25, 0.1, 1.1, 3.0, 1e15, 1e16, 1e17,
+	    0.0009765625, 0.00048828125, -0.0009765625, 123456789.0009765625, 4503599627370495.5,
+	    9007199254740991.0, 9007199254740992.0, 1234567890123.75, 12345678901.0009765625,
 	    1e21, 1e22, 1e300, -1e300, 1e-7, 1e-300, 5e-324, 2.2250738585072014e-308,
 	    1.7976931348623157e308, 9007199254740993.0, 123456789.125, 0.3333333333333333 };
 	bson_t doc = BSON_INITIALIZER;
@@ -93,6 +97,27 @@ doubles(void)
 	BSON_APPEND_DOUBLE(&doc, "-inf", -INFINITY);
 	check(&doc, "doubles: finite, signed zero, NaN, infinities");
 	bson_destroy(&doc);
+}
+
+/* Doubles that are multiples of a small power of 2 (the writer's own digits), and others. */
+static void
+random_doubles(void)
+{
+	int failed = 0;
+
+	mismatches = 0;
+	for (int i = 0; i < 200000 && !failed; i++) {
+		bson_t doc = BSON_INITIALIZER;
+		uint64_t m = ((uint64_t)rnd(UINT32_MAX) << 32 | rnd(UINT32_MAX)) >> rnd(64);
+		double v = ldexp((double)(m & ((UINT64_C(1) << 53) - 1)), -(int)rnd(14));
+
+		BSON_APPEND_DOUBLE(&doc, "d", rnd(2) ? v : -v);
+		BSON_APPEND_DOUBLE(&doc, "e", (double)(int64_t)m);
+		BSON_APPEND_DOUBLE(&doc, "f", ldexp((double)rnd(UINT32_MAX), (int)rnd(80) - 60));
+		failed = !same(&doc, "random doubles");
+		bson_destroy(&doc);
+	}
+	ok(!failed, "200,000 documents of random doubles, most of them multiples of 2^-k");
 }
 
 static void
@@ -453,6 +478,7 @@ main(void)
 {
 	integers_and_scalars();
 	doubles();
+	random_doubles();
 	dates();
 	binaries();
 	strings();

@@ -18,6 +18,7 @@
 #include "config.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,6 +164,55 @@ plain_utf8(const char *s, size_t n, bool allow_null)
 	return 1;
 }
 
+/*
+ * "%.20g" of v without snprintf (2,000 instructions) where that is exact: a
+ * multiple of 2^-10 below 2^53 in magnitude has a finite decimal expansion
+ * of at most 16 + 10 digits, which "%.20g" prints as it is, trailing zeros
+ * dropped, when it has at most 20 significant digits; and it is never below
+ * 1e-4, where "%g" would turn to an exponent. Integers and halves, quarters,
+ * ... of them. The length of the string written to tmp, or 0: ask snprintf.
+ */
+static int
+short_double(char *tmp, double v)
+{
+	double a = v < 0 ? -v : v, scaled = a * 1024.0;
+	uint64_t k, ip;
+	unsigned frac, nf;
+	char digits[24], fd[10];
+	int ni = 0, n = 0;
+
+	if (!(a < 9007199254740992.0) || (double)(k = (uint64_t)scaled) != scaled)
+		return 0;
+	ip = k >> 10;
+	frac = (unsigned)(k & 1023);
+	do {
+		digits[ni++] = (char)('0' + ip % 10);
+		ip /= 10;
+	} while (ip != 0);
+	/* frac / 2^10 = frac * 5^10 / 10^10: ten decimals, then without trailing zeros */
+	nf = 0;
+	if (frac != 0) {
+		uint64_t f = (uint64_t)frac * 9765625;
+		for (int i = 9; i >= 0; i--, f /= 10)
+			fd[i] = (char)('0' + f % 10);
+		for (nf = 10; fd[nf - 1] == '0'; nf--)
+			;
+		if ((k >> 10) != 0 && ni + (int)nf > 20)
+			return 0;
+	}
+	if (signbit(v))
+		tmp[n++] = '-';
+	while (ni > 0)
+		tmp[n++] = digits[--ni];
+	if (nf != 0) {
+		tmp[n++] = '.';
+		memcpy(tmp + n, fd, nf);
+		n += (int)nf;
+	}
+	tmp[n] = '\0';
+	return n;
+}
+
 static void
 put_double(struct jbuf *b, double v)
 {
@@ -180,7 +230,8 @@ put_double(struct jbuf *b, double v)
 			PUTS(b, "{ \"$numberDouble\" : \"-Infinity\" }");
 		return;
 	}
-	n = snprintf(tmp, sizeof(tmp), "%.20g", v);
+	if ((n = short_double(tmp, v)) == 0)
+		n = snprintf(tmp, sizeof(tmp), "%.20g", v);
 	if (n < 0 || (size_t)n >= sizeof(tmp)) {
 		b->failed = 1;
 		return;
