@@ -33,6 +33,7 @@ struct pool {
 	pthread_t *threads;
 	int nthreads;                /* started */
 	int efd;                     /* wakes the loop when done becomes non-empty */
+	int edge;                    /* efd is watched edge-triggered: never read */
 	struct event *wake;
 };
 
@@ -92,8 +93,14 @@ on_wake(evutil_socket_t fd, short what, void *arg)
 	uint64_t n;
 
 	(void)what;
-	/* Read before taking the list: a post after the take writes again. */
-	if (read(fd, &n, sizeof(n)) == -1 && errno != EAGAIN)
+	/*
+	 * Level-triggered, the counter is read (reset) before the list is
+	 * taken: a post after the take writes again. Edge-triggered, every
+	 * write is an event of its own whatever the counter holds, so the read
+	 * (a system call per wake-up) is not needed; the counter, one per
+	 * wake-up, does not reach its limit of 2^64 - 2 in centuries.
+	 */
+	if (!p->edge && read(fd, &n, sizeof(n)) == -1 && errno != EAGAIN)
 		log_warn("thread pool: eventfd read: %s", strerror(errno));
 	take_messages(p, &list);
 	deliver_all(&list);
@@ -185,13 +192,15 @@ pool_new(struct event_base *base, int nthreads, size_t queue_limit,
 	p->arg = arg;
 	p->queue_limit = queue_limit;
 	p->efd = -1;
+	p->edge = (event_base_get_features(base) & EV_FEATURE_ET) != 0;   /* epoll: yes */
 	STAILQ_INIT(&p->queue);
 	STAILQ_INIT(&p->done);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->work, NULL);
 	if ((p->threads = calloc((size_t)nthreads, sizeof(*p->threads))) == NULL ||
 	    (p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1 ||
-	    (p->wake = event_new(base, p->efd, EV_READ | EV_PERSIST, on_wake, p)) == NULL ||
+	    (p->wake = event_new(base, p->efd, EV_READ | EV_PERSIST | (p->edge ? EV_ET : 0),
+		on_wake, p)) == NULL ||
 	    event_add(p->wake, NULL) == -1 ||
 	    start_threads(p, nthreads) == -1) {
 		pool_free(p);
