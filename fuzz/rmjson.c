@@ -15,6 +15,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static struct rm_json_buf buf;   /* kept from one input to the next, as a pool thread keeps it */
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -38,7 +40,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	ref = bson_as_relaxed_extended_json(&doc, &len);
-	rc = rm_json_doc(out, &doc);
+	rc = rm_json_doc(out, &doc, &buf);
 	if (ref == NULL ? rc != -1 || evbuffer_get_length(out) != 0 :
 	    rc != 0 || evbuffer_get_length(out) != len ||
 	    memcmp(evbuffer_pullup(out, -1), ref, len) != 0)

@@ -66,11 +66,11 @@ driver_error(struct rm_job *j, struct rm_error *e, const bson_error_t *error)
 }
 
 static int
-append_doc(struct evbuffer *buf, const bson_t *doc, bool comma)
+append_doc(struct evbuffer *buf, const bson_t *doc, bool comma, struct rm_thread *t)
 {
 	if (comma)
 		evbuffer_add(buf, ",", 1);
-	return rm_json_doc(buf, doc);
+	return rm_json_doc(buf, doc, t != NULL ? &t->json : NULL);
 }
 
 void
@@ -95,7 +95,7 @@ rm_cursor_close(struct rm_job *j)
  * posts end_msg. 1 when it posted end_msg.
  */
 static int
-list_step(struct rm_job *j)
+list_step(struct rm_job *j, struct rm_thread *t)
 {
 	const bson_t *doc;
 	bson_error_t error;
@@ -115,7 +115,7 @@ list_step(struct rm_job *j)
 	}
 	/* run_at: when the operation that may fail began (driver_error()) */
 	while ((j->run_at = bson_get_monotonic_time(), mongoc_cursor_next(j->cursor, &doc))) {
-		if (append_doc(j->out, doc, j->docs++ > 0) == -1) {
+		if (append_doc(j->out, doc, j->docs++ > 0, t) == -1) {
 			rm_set_error(&j->err, 502, "mongo_error",
 			    "a document could not be converted to JSON");
 			goto end;
@@ -141,7 +141,7 @@ end:
 }
 
 static void
-run_get(struct rm_job *j, mongoc_collection_t *coll)
+run_get(struct rm_job *j, mongoc_collection_t *coll, struct rm_thread *t)
 {
 	mongoc_cursor_t *cursor;
 	const bson_t *doc;
@@ -149,7 +149,7 @@ run_get(struct rm_job *j, mongoc_collection_t *coll)
 
 	cursor = mongoc_collection_find_with_opts(coll, j->filter, j->opts, NULL);
 	if (mongoc_cursor_next(cursor, &doc)) {
-		if (append_doc(j->out, doc, false) == -1)
+		if (append_doc(j->out, doc, false, t) == -1)
 			rm_set_error(&j->err, 502, "mongo_error",
 			    "the document could not be converted to JSON");
 	} else if (mongoc_cursor_error(cursor, &error)) {
@@ -218,7 +218,7 @@ run_query(struct rm_job *j, struct rm_thread *t)
 	}
 	coll = thread_collection(t, j->rm->conf->database, j->coll);
 	if (j->op == OP_GET)
-		run_get(j, coll);
+		run_get(j, coll, t);
 	else
 		run_count(j, coll);
 }
@@ -232,7 +232,7 @@ rm_job_run(struct pool_job *pj, void *thread)
 	if (j->cursor == NULL && found_down(j))
 		j->stop = 1;         /* a list's first step, or a get or count: it ends here */
 	if (j->op == OP_LIST) {
-		list_step(j);        /* it posts what it made; the job is the loop's again */
+		list_step(j, thread); /* it posts what it made; the job is the loop's again */
 		return;
 	}
 	if (!j->stop)

@@ -4,8 +4,10 @@
  * its escapes, "%.20g" doubles, ISO-8601 dates), without its allocations:
  * libbson builds a string per document, and a string per key and per value
  * on the way (about 35,000 instructions for a small document; this, about a
- * tenth of that). Output goes to a buffer the thread keeps, then once into
- * the reply.
+ * tenth of that). Output goes to a buffer the pool thread keeps (in its
+ * struct rm_thread, not in thread-local storage: that would cost a
+ * __tls_get_addr() call per use in a dlopen()ed module, and outlive the
+ * thread), then once into the reply.
  *
  * What this does not know for certain to write as libbson does, libbson
  * writes: the rare types (regular expressions, code, symbols, DBPointers),
@@ -28,17 +30,11 @@
 #define MAX_DEPTH    100           /* libbson writes "{ ... }" at 200 */
 #define SCRATCH_KEEP (1024 * 1024)  /* a thread keeps a buffer up to this size */
 
-struct jbuf {
-	char *p;
-	size_t len, cap;
-	int failed;                  /* out of memory */
-};
-
 /* Outcomes of the encoder: written, or to be left to libbson. */
 enum { J_OK = 0, J_LIBBSON = 1 };
 
 static int
-grow(struct jbuf *b, size_t n)
+grow(struct rm_json_buf *b, size_t n)
 {
 	size_t cap = b->cap ? b->cap : 1024;
 	char *p;
@@ -56,7 +52,7 @@ grow(struct jbuf *b, size_t n)
 
 /* Room for n more bytes, or NULL once out of memory (the document goes to libbson). */
 static inline char *
-room(struct jbuf *b, size_t n)
+room(struct rm_json_buf *b, size_t n)
 {
 	if (b->failed || (b->cap - b->len < n && grow(b, n) == -1))
 		return NULL;
@@ -64,7 +60,7 @@ room(struct jbuf *b, size_t n)
 }
 
 static inline void
-put(struct jbuf *b, const char *s, size_t n)
+put(struct rm_json_buf *b, const char *s, size_t n)
 {
 	char *d = room(b, n);
 
@@ -77,7 +73,7 @@ put(struct jbuf *b, const char *s, size_t n)
 #define PUTS(b, lit) put((b), (lit), sizeof(lit) - 1)
 
 static inline void
-put_c(struct jbuf *b, char c)
+put_c(struct rm_json_buf *b, char c)
 {
 	char *d = room(b, 1);
 
@@ -88,7 +84,7 @@ put_c(struct jbuf *b, char c)
 }
 
 static void
-put_u64(struct jbuf *b, uint64_t v, int neg)
+put_u64(struct rm_json_buf *b, uint64_t v, int neg)
 {
 	char tmp[24], *e = tmp + sizeof(tmp), *s = e;
 
@@ -102,7 +98,7 @@ put_u64(struct jbuf *b, uint64_t v, int neg)
 }
 
 static void
-put_i64(struct jbuf *b, int64_t v)
+put_i64(struct rm_json_buf *b, int64_t v)
 {
 	put_u64(b, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, v < 0);
 }
@@ -115,7 +111,7 @@ put_i64(struct jbuf *b, int64_t v)
  * caller has checked.
  */
 static void
-put_escaped(struct jbuf *b, const char *s, size_t n)
+put_escaped(struct rm_json_buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)s, *end = p + n, *run;
@@ -214,7 +210,7 @@ short_double(char *tmp, double v)
 }
 
 static void
-put_double(struct jbuf *b, double v)
+put_double(struct rm_json_buf *b, double v)
 {
 	char tmp[64];
 	int n;
@@ -269,7 +265,7 @@ two(char *d, unsigned v)
  * milliseconds are 0, then "Z", as libbson's _bson_iso8601_date_format().
  */
 static void
-put_date(struct jbuf *b, int64_t ms)
+put_date(struct rm_json_buf *b, int64_t ms)
 {
 	int64_t secs = ms / 1000, y;
 	unsigned msec = (unsigned)(ms % 1000), sod = (unsigned)(secs % 86400), m, d;
@@ -303,7 +299,7 @@ put_date(struct jbuf *b, int64_t ms)
 }
 
 static void
-put_base64(struct jbuf *b, const uint8_t *s, uint32_t n)
+put_base64(struct rm_json_buf *b, const uint8_t *s, uint32_t n)
 {
 	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 	char *d = room(b, ((size_t)n + 2) / 3 * 4);
@@ -330,11 +326,11 @@ put_base64(struct jbuf *b, const uint8_t *s, uint32_t n)
 	b->len += ((size_t)n + 2) / 3 * 4;
 }
 
-static int put_elements(struct jbuf *b, bson_iter_t *it, bool keys, int depth);
+static int put_elements(struct rm_json_buf *b, bson_iter_t *it, bool keys, int depth);
 
 /* A nested document or array, as libbson's visitor takes it. */
 static int
-put_nested(struct jbuf *b, const bson_iter_t *it, bool array, int depth)
+put_nested(struct rm_json_buf *b, const bson_iter_t *it, bool array, int depth)
 {
 	const uint8_t *data = NULL;
 	uint32_t len = 0;
@@ -364,7 +360,7 @@ put_nested(struct jbuf *b, const bson_iter_t *it, bool array, int depth)
 }
 
 static int
-put_value(struct jbuf *b, bson_iter_t *it, int depth)
+put_value(struct rm_json_buf *b, bson_iter_t *it, int depth)
 {
 	const char *s;
 	uint32_t n;
@@ -484,7 +480,7 @@ put_value(struct jbuf *b, bson_iter_t *it, int depth)
 
 /* The elements of a document or array, ", " between them. */
 static int
-put_elements(struct jbuf *b, bson_iter_t *it, bool keys, int depth)
+put_elements(struct rm_json_buf *b, bson_iter_t *it, bool keys, int depth)
 {
 	bool first = true;
 	const char *key;
@@ -511,8 +507,24 @@ put_elements(struct jbuf *b, bson_iter_t *it, bool keys, int depth)
 	return it->err_off != 0 ? J_LIBBSON : J_OK;
 }
 
+/* libbson's own JSON, for what the encoder leaves to it. */
 static int
-encode(struct jbuf *b, const bson_t *doc)
+rm_json_fallback(struct evbuffer *out, const bson_t *doc)
+{
+	size_t len;
+	char *json = bson_as_relaxed_extended_json(doc, &len);
+	int rc = 0;
+
+	if (json == NULL)
+		return -1;
+	if (evbuffer_add(out, json, len) == -1)
+		rc = -1;
+	bson_free(json);
+	return rc;
+}
+
+static int
+encode(struct rm_json_buf *b, const bson_t *doc)
 {
 	bson_iter_t it;
 
@@ -530,29 +542,28 @@ encode(struct jbuf *b, const bson_t *doc)
 }
 
 int
-rm_json_doc(struct evbuffer *out, const bson_t *doc)
+rm_json_doc(struct evbuffer *out, const bson_t *doc, struct rm_json_buf *b)
 {
-	static __thread struct jbuf scratch;
-	struct jbuf *b = &scratch;
-	char *json;
-	size_t len;
 	int rc = 0;
 
+	if (b == NULL)
+		return rm_json_fallback(out, doc);
 	b->len = 0;
 	b->failed = 0;
 	if (encode(b, doc) == J_OK && !b->failed) {
 		if (evbuffer_add(out, b->p, b->len) == -1)
 			rc = -1;
-	} else if ((json = bson_as_relaxed_extended_json(doc, &len)) != NULL) {
-		if (evbuffer_add(out, json, len) == -1)
-			rc = -1;
-		bson_free(json);
 	} else {
-		rc = -1;
+		rc = rm_json_fallback(out, doc);
 	}
-	if (b->cap > SCRATCH_KEEP) {
-		free(b->p);
-		*b = (struct jbuf){ 0 };
-	}
+	if (b->cap > SCRATCH_KEEP)
+		rm_json_buf_free(b);
 	return rc;
+}
+
+void
+rm_json_buf_free(struct rm_json_buf *b)
+{
+	free(b->p);
+	*b = (struct rm_json_buf){ 0 };
 }

@@ -67,6 +67,13 @@ struct readmongo {
 
 enum rm_op { OP_LIST, OP_GET, OP_COUNT };
 
+/* json.c's output buffer, reused from one document to the next. */
+struct rm_json_buf {
+	char *p;
+	size_t len, cap;
+	int failed;                  /* out of memory: libbson writes the document */
+};
+
 /*
  * A pool thread's context: its own client, for as long as the thread lives,
  * and the collection handles it made last (mongoc_client_get_collection
@@ -81,6 +88,7 @@ struct rm_thread {
 		mongoc_collection_t *coll;
 	} colls[RM_THREAD_COLLECTIONS];
 	unsigned next;               /* the slot a new name takes */
+	struct rm_json_buf json;
 };
 
 /*
@@ -152,9 +160,11 @@ void rm_set_error(struct rm_error *e, int status, const char *code, const char *
 
 /*
  * json.c: doc as relaxed Extended JSON appended to out, the bytes
- * bson_as_relaxed_extended_json() gives; -1 where it gives NULL.
+ * bson_as_relaxed_extended_json() gives; -1 where it gives NULL. buf is
+ * the caller's (NULL: libbson writes it).
  */
-int rm_json_doc(struct evbuffer *out, const bson_t *doc);
+int rm_json_doc(struct evbuffer *out, const bson_t *doc, struct rm_json_buf *buf);
+void rm_json_buf_free(struct rm_json_buf *buf);
 
 /* reply.c */
 struct rm_job *rm_job_new(struct readmongo *rm, struct http_req *req, enum rm_op op,

@@ -96,7 +96,7 @@ clients_new(const struct rm_conf *c, const char *prefix)
 	return clients;
 }
 
-/* A pool thread's context (struct rm_thread): its own client, its collection handles. */
+/* A pool thread's context (struct rm_thread): its own client, its collection handles, its JSON buffer. */
 static void *
 thread_client(void *clients)
 {
@@ -117,6 +117,7 @@ thread_client_done(void *clients, void *ctx)
 	for (int i = 0; i < RM_THREAD_COLLECTIONS; i++)
 		if (t->colls[i].coll != NULL)
 			mongoc_collection_destroy(t->colls[i].coll);
+	rm_json_buf_free(&t->json);
 	mongoc_client_pool_push(clients, t->client);
 	free(t);
 }
