@@ -72,17 +72,6 @@ put(struct rm_json_buf *b, const char *s, size_t n)
 
 #define PUTS(b, lit) put((b), (lit), sizeof(lit) - 1)
 
-static inline void
-put_c(struct rm_json_buf *b, char c)
-{
-	char *d = room(b, 1);
-
-	if (d == NULL)
-		return;
-	*d = c;
-	b->len++;
-}
-
 static void
 put_u64(struct rm_json_buf *b, uint64_t v, int neg)
 {
@@ -101,47 +90,6 @@ static void
 put_i64(struct rm_json_buf *b, int64_t v)
 {
 	put_u64(b, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, v < 0);
-}
-
-/*
- * A key or a string, escaped as bson_utf8_escape_for_json() escapes it:
- * '"' and '\\' with a backslash, \b \f \n \r \t, other bytes below 0x20 as
- * \u00xx (NUL too, inside a string), everything else as it is. That copy is
- * exact only for valid UTF-8 (libbson decodes and encodes again), which the
- * caller has checked.
- */
-static void
-put_escaped(struct rm_json_buf *b, const char *s, size_t n)
-{
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *p = (const unsigned char *)s, *end = p + n, *run;
-	char *d;
-
-	while (p < end) {
-		for (run = p; p < end && *p >= 0x20 && *p != '"' && *p != '\\'; p++)
-			;
-		if (p > run)
-			put(b, (const char *)run, (size_t)(p - run));
-		if (p == end)
-			break;
-		switch (*p) {
-		case '"': PUTS(b, "\\\""); break;
-		case '\\': PUTS(b, "\\\\"); break;
-		case '\b': PUTS(b, "\\b"); break;
-		case '\f': PUTS(b, "\\f"); break;
-		case '\n': PUTS(b, "\\n"); break;
-		case '\r': PUTS(b, "\\r"); break;
-		case '\t': PUTS(b, "\\t"); break;
-		default:
-			if ((d = room(b, 6)) != NULL) {
-				memcpy(d, "\\u00", 4);
-				d[4] = hex[*p >> 4];
-				d[5] = hex[*p & 15];
-				b->len += 6;
-			}
-		}
-		p++;
-	}
 }
 
 /*
@@ -207,6 +155,60 @@ short_double(char *tmp, double v)
 	}
 	tmp[n] = '\0';
 	return n;
+}
+
+/* The bytes put_string() escapes: below 0x20, '"' and '\\'. */
+static const unsigned char must_escape[256] = {
+	[0 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1,
+};
+
+/*
+ * '"', s escaped as bson_utf8_escape_for_json() escapes it, '"', then tail:
+ * '"' and '\\' with a backslash, \b \f \n \r \t, other bytes below 0x20 as
+ * \u00xx (NUL too, inside a string), everything else as it is. That copy
+ * is exact only for valid UTF-8 (libbson decodes and encodes again): where
+ * s has a byte from 0x80 that plain_utf8() does not accept, J_LIBBSON.
+ */
+static int
+put_string(struct rm_json_buf *b, const char *s, size_t n, bool allow_null, const char *tail,
+    size_t tlen)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s, *end = p + n;
+	unsigned char high = 0, c;
+	char *d = room(b, 6 * n + 2 + tlen), *start = d;
+
+	if (d == NULL)
+		return J_OK;             /* out of memory: b->failed says so */
+	*d++ = '"';
+	for (; p < end; p++) {
+		high |= c = *p;
+		if (!must_escape[c]) {
+			*d++ = (char)c;
+			continue;
+		}
+		*d++ = '\\';
+		switch (c) {
+		case '"': *d++ = '"'; break;
+		case '\\': *d++ = '\\'; break;
+		case '\b': *d++ = 'b'; break;
+		case '\f': *d++ = 'f'; break;
+		case '\n': *d++ = 'n'; break;
+		case '\r': *d++ = 'r'; break;
+		case '\t': *d++ = 't'; break;
+		default:
+			memcpy(d, "u00", 3);
+			d[3] = hex[c >> 4];
+			d[4] = hex[c & 15];
+			d += 5;
+		}
+	}
+	*d++ = '"';
+	memcpy(d, tail, tlen);
+	b->len += (size_t)(d + tlen - start);
+	if ((high & 0x80) && !plain_utf8(s, n, allow_null))
+		return J_LIBBSON;
+	return J_OK;
 }
 
 static void
@@ -371,12 +373,7 @@ put_value(struct rm_json_buf *b, bson_iter_t *it, int depth)
 		return J_OK;
 	case BSON_TYPE_UTF8:
 		s = bson_iter_utf8(it, &n);
-		if (!plain_utf8(s, n, true))
-			return J_LIBBSON;
-		put_c(b, '"');
-		put_escaped(b, s, n);
-		put_c(b, '"');
-		return J_OK;
+		return put_string(b, s, n, true, "", 0);
 	case BSON_TYPE_DOCUMENT:
 		return put_nested(b, it, false, depth);
 	case BSON_TYPE_ARRAY:
@@ -489,17 +486,13 @@ put_elements(struct rm_json_buf *b, bson_iter_t *it, bool keys, int depth)
 	while (bson_iter_next(it)) {
 		key = bson_iter_key(it);
 		klen = bson_iter_key_len(it);
-		/* libbson's visitor validates every key, even an array's */
-		if (!plain_utf8(key, klen, false))
-			return J_LIBBSON;
 		if (!first)
 			PUTS(b, ", ");
 		first = false;
-		if (keys) {
-			put_c(b, '"');
-			put_escaped(b, key, klen);
-			PUTS(b, "\" : ");
-		}
+		/* libbson's visitor validates every key, even an array's */
+		if (keys ? put_string(b, key, klen, false, " : ", 3) != J_OK :
+		    !plain_utf8(key, klen, false))
+			return J_LIBBSON;
 		if (put_value(b, it, depth) != J_OK)
 			return J_LIBBSON;
 	}
