@@ -52,6 +52,8 @@ struct readmongo {
 	TAILQ_HEAD(, rm_job) jobs;   /* submitted and not yet answered */
 	int stopping;
 	uint64_t errors[RM_ERR_KINDS];   /* answers that were errors of the backend */
+	/* The options of every get and every count: the same for all, read-only. */
+	bson_t *get_opts, *count_opts;
 
 	/*
 	 * The last time a query found MongoDB unreachable, and why. A query
@@ -119,7 +121,9 @@ struct rm_job {
 	struct http_req *req;        /* NULL once a cut stream ended it */
 	enum rm_op op;
 	char coll[NS_MAX + 1];
-	bson_t *filter, *opts;
+	bson_t *filter;
+	const bson_t *opts;          /* opts_own, or the route's get_opts or count_opts */
+	bson_t *opts_own;
 	int64_t queued_at;           /* bson_get_monotonic_time() */
 	int64_t run_at;              /* when its current driver call began: the same clock */
 	TAILQ_ENTRY(rm_job) link;

@@ -29,8 +29,8 @@ rm_job_free(struct rm_job *j)
 		evbuffer_free(j->out);
 	if (j->filter != NULL)
 		bson_destroy(j->filter);
-	if (j->opts != NULL)
-		bson_destroy(j->opts);
+	if (j->opts_own != NULL)
+		bson_destroy(j->opts_own);
 	free(j);
 }
 
@@ -203,6 +203,7 @@ struct rm_job *
 rm_job_new(struct readmongo *rm, struct http_req *req, enum rm_op op, const char *coll)
 {
 	struct rm_job *j = calloc(1, sizeof(*j));
+	size_t n;
 
 	if (j == NULL)
 		return NULL;
@@ -217,7 +218,9 @@ rm_job_new(struct readmongo *rm, struct http_req *req, enum rm_op op, const char
 	j->rm = rm;
 	j->req = req;
 	j->op = op;
-	snprintf(j->coll, sizeof(j->coll), "%s", coll);
+	n = strnlen(coll, NS_MAX);
+	memcpy(j->coll, coll, n);
+	j->coll[n] = '\0';
 	return j;
 }
 

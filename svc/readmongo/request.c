@@ -95,15 +95,6 @@ find_opts(struct readmongo *rm, const bson_t *projection, const bson_t *sort,
 	return opts;
 }
 
-static bson_t *
-time_opts(struct readmongo *rm)
-{
-	bson_t *opts = bson_new();
-
-	BSON_APPEND_INT64(opts, "maxTimeMS", rm->conf->max_time_ms);
-	return opts;
-}
-
 static void
 list(struct readmongo *rm, struct http_req *req, const char *coll,
     struct http_params *params)
@@ -131,7 +122,7 @@ list(struct readmongo *rm, struct http_req *req, const char *coll,
 	}
 	j->filter = filter != NULL ? filter : bson_new();
 	filter = NULL;
-	j->opts = find_opts(rm, projection, sort, limit, skip);
+	j->opts = j->opts_own = find_opts(rm, projection, sort, limit, skip);
 	rm_submit(rm, j);
 out:
 	if (filter != NULL)
@@ -159,7 +150,7 @@ count(struct readmongo *rm, struct http_req *req, const char *coll,
 		return;
 	}
 	j->filter = filter != NULL ? filter : bson_new();
-	j->opts = time_opts(rm);
+	j->opts = rm->count_opts;
 	rm_submit(rm, j);
 }
 
@@ -180,9 +171,7 @@ get(struct readmongo *rm, struct http_req *req, const char *coll, const char *id
 	} else {
 		BSON_APPEND_UTF8(j->filter, "_id", id);
 	}
-	j->opts = time_opts(rm);
-	BSON_APPEND_INT64(j->opts, "limit", 1);
-	BSON_APPEND_BOOL(j->opts, "singleBatch", true);
+	j->opts = rm->get_opts;
 	rm_submit(rm, j);
 }
 

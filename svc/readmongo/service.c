@@ -122,6 +122,31 @@ thread_client_done(void *clients, void *ctx)
 	free(t);
 }
 
+/*
+ * The options of a get ({maxTimeMS, limit: 1, singleBatch: true}) and of a
+ * count ({maxTimeMS}), made once: the driver only reads them.
+ */
+static int
+fixed_opts(struct readmongo *rm)
+{
+	if ((rm->get_opts = bson_new()) == NULL || (rm->count_opts = bson_new()) == NULL)
+		return -1;
+	BSON_APPEND_INT64(rm->get_opts, "maxTimeMS", rm->conf->max_time_ms);
+	BSON_APPEND_INT64(rm->get_opts, "limit", 1);
+	BSON_APPEND_BOOL(rm->get_opts, "singleBatch", true);
+	BSON_APPEND_INT64(rm->count_opts, "maxTimeMS", rm->conf->max_time_ms);
+	return 0;
+}
+
+static void
+fixed_opts_free(struct readmongo *rm)
+{
+	if (rm->get_opts != NULL)
+		bson_destroy(rm->get_opts);
+	if (rm->count_opts != NULL)
+		bson_destroy(rm->count_opts);
+}
+
 static void *
 rm_init(const struct route_conf *route, const struct worker_info *w)
 {
@@ -137,12 +162,13 @@ rm_init(const struct route_conf *route, const struct worker_info *w)
 	rm->base = w->base;
 	TAILQ_INIT(&rm->jobs);
 	pthread_mutex_init(&rm->down_mu, NULL);
-	if ((rm->clients = clients_new(c, route->prefix)) == NULL ||
+	if (fixed_opts(rm) == -1 || (rm->clients = clients_new(c, route->prefix)) == NULL ||
 	    (rm->pool = pool_new(w->base, (int)c->threads, (size_t)c->queue_limit,
 		thread_client, thread_client_done, rm->clients)) == NULL) {
 		log_error("route %s: cannot start the MongoDB threads", route->prefix);
 		if (rm->clients != NULL)
 			mongoc_client_pool_destroy(rm->clients);
+		fixed_opts_free(rm);
 		pthread_mutex_destroy(&rm->down_mu);
 		free(rm);
 		return NULL;
@@ -182,6 +208,7 @@ rm_shutdown(void *state)
 	}
 	pool_free(rm->pool);
 	mongoc_client_pool_destroy(rm->clients);
+	fixed_opts_free(rm);
 	pthread_mutex_destroy(&rm->down_mu);
 	free(rm);
 }
