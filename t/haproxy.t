@@ -1,17 +1,24 @@
 # Several hosts behind HAProxy: three clusterd "hosts" on 127.0.0.2, .3 and .4
-# (loopback aliases) behind HAProxy on 127.0.0.1, configured by
-# examples/haproxy.cfg with its own addresses and HAProxy's default retry-on
-# (conn-failure only: a request that dies on a connection the host closed is
-# not replayed, so the hosts themselves must never close one under it). Under
-# steady keep-alive load from clients that never retry, one phase each:
+# (loopback aliases) behind two HAProxy instances on 127.0.0.1, each configured
+# by examples/haproxy.cfg with its own addresses and health-checking the three
+# hosts: the first with HAProxy's default retry-on (conn-failure only: a request
+# that dies on a connection the host closed is not replayed, so the hosts
+# themselves must never close one under it), the second with the example's
+# retry-on line as it is. Under steady keep-alive load from clients that never
+# retry, one phase each:
 # - a rolling upgrade of one host: SIGQUIT with drain_delay_ms, HAProxy marks
 #   it down on its failing /healthz, it stops, a new one starts on the same
 #   address and is marked up again: no failed request;
 # - kill -9 of another host's master and workers: only requests sent while it
-#   died fail (those in flight, and those HAProxy sends in that instant), none
+#   died fail (those in flight, and those HAProxy sends in that instant on
+#   pooled connections to it: they can outnumber the requests in flight), none
 #   once HAProxy has marked it down, none on the other hosts;
 # - a reload (SIGHUP, a new worker count) of the third: no failed request, and
-#   the host never leaves the rotation.
+#   the host never leaves the rotation;
+# - kill -9 of the killed host again, once it is back, behind the second
+#   HAProxy (the example's retry-on: GETs that get no answer are replayed on
+#   another host): no more failed requests than requests in flight at the kill
+#   (measured: none).
 use strict;
 use warnings;
 use Test::More;
@@ -56,65 +63,78 @@ sub start_host {
 start_host($_) for sort keys %host;
 
 # ---- HAProxy, from the example ----
-# Its listening socket is made here (port 0: no clash) and handed over as fd@N.
-my $lsock = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 128, ReuseAddr => 1)
-    or die "listen: $!";
-fcntl($lsock, F_SETFD, fcntl($lsock, F_GETFD, 0) & ~FD_CLOEXEC) or die "fcntl: $!";
-my $port = $lsock->sockport;
-my (@cfg, %saw, $section);
-open my $ex, '<', $example or die "$example: $!";
-while (my $l = <$ex>) {
-    chomp $l;
-    if ($l =~ /^(\w+)/) {
-        $section = $1;
-        next if $section eq 'global';        # logging, chroot and the user are the system's business
-        push @cfg, $l;
-        push @cfg, '    option dontlog-normal' if $section eq 'defaults';   # log only what went wrong
-        next;
-    }
-    next if ($section // '') eq 'global';
-    if ($l =~ /^\s+bind\s/) { push @cfg, '    bind fd@' . fileno($lsock); $saw{bind}++; next }
-    if ($l =~ /^\s+retry-on\s/) { $saw{'retry-on'}++; next }   # HAProxy's default: conn-failure
-    if ($l =~ /^\s+server\s/) {
-        push @cfg, map { "    server $_ $host{$_}{addr}:$host{$_}{port} check" } sort keys %host
-            unless $saw{server}++;
-        next;
-    }
-    push @cfg, $l;
-}
-close $ex;
-ok($saw{bind} && $saw{'retry-on'} && $saw{server}, 'the example has a bind, a retry-on and server lines to replace');
-unshift @cfg, 'global', "    stats socket $dir/admin.sock level admin", '    log stdout format raw local0';
-open my $fh, '>', "$dir/haproxy.cfg" or die;
-print $fh map { "$_\n" } @cfg;
-close $fh;
-
-# HAProxy runs under a guard that stops it when the test is gone (or after
-# ten minutes), so that no HAProxy outlives a test killed halfway.
+# Two instances over the same three hosts, each health-checking them: one with
+# HAProxy's default retry-on (conn-failure only), one with the example's
+# retry-on line as it is (GETs that get no answer replayed on another host).
+# Each one's listening socket is made here (port 0: no clash) and handed over as fd@N.
 my $test = $$;
-my $guard = fork // die "fork: $!";
-if ($guard == 0) {
-    my $hap = fork // die "fork: $!";
-    if ($hap == 0) {
-        open STDOUT, '>>', "$dir/haproxy.log" or die;
-        open STDERR, '>&', \*STDOUT or die;
-        exec $haproxy, '-db', '-f', "$dir/haproxy.cfg";
-        die "exec $haproxy: $!";
+my @guards;
+END { local $?; if ($$ == $test) { kill "TERM", @guards; waitpid $_, 0 for @guards } }
+sub haproxy {
+    my ($name, $keep_retry_on) = @_;
+    my $lsock = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 128, ReuseAddr => 1)
+        or die "listen: $!";
+    fcntl($lsock, F_SETFD, fcntl($lsock, F_GETFD, 0) & ~FD_CLOEXEC) or die "fcntl: $!";
+    my (@cfg, %saw, $section);
+    open my $ex, '<', $example or die "$example: $!";
+    while (my $l = <$ex>) {
+        chomp $l;
+        if ($l =~ /^(\w+)/) {
+            $section = $1;
+            next if $section eq 'global';        # logging, chroot and the user are the system's business
+            push @cfg, $l;
+            push @cfg, '    option dontlog-normal' if $section eq 'defaults';   # log only what went wrong
+            next;
+        }
+        next if ($section // '') eq 'global';
+        if ($l =~ /^\s+bind\s/) { push @cfg, '    bind fd@' . fileno($lsock); $saw{bind}++; next }
+        if ($l =~ /^\s+retry-on\s/) { $saw{'retry-on'}++; next unless $keep_retry_on }   # else HAProxy's default: conn-failure
+        if ($l =~ /^\s+server\s/) {
+            push @cfg, map { "    server $_ $host{$_}{addr}:$host{$_}{port} check" } sort keys %host
+                unless $saw{server}++;
+            next;
+        }
+        push @cfg, $l;
     }
-    my $end = time + 600;
-    $SIG{TERM} = sub { $end = 0 };
-    select(undef, undef, undef, 0.2)
-        while getppid() == $test && time < $end && waitpid($hap, POSIX::WNOHANG()) == 0;
-    kill 'TERM', $hap;
-    waitpid $hap, 0;
-    POSIX::_exit(0);
+    close $ex;
+    ok($saw{bind} && $saw{'retry-on'} && $saw{server}, "$name: the example has a bind, a retry-on and server lines to replace");
+    unshift @cfg, 'global', "    stats socket $dir/$name.sock level admin", '    log stdout format raw local0';
+    open my $fh, '>', "$dir/$name.cfg" or die;
+    print $fh map { "$_\n" } @cfg;
+    close $fh;
+
+    # HAProxy runs under a guard that stops it when the test is gone (or after
+    # ten minutes), so that no HAProxy outlives a test killed halfway.
+    my $guard = fork // die "fork: $!";
+    if ($guard == 0) {
+        my $proc = fork // die "fork: $!";
+        if ($proc == 0) {
+            open STDOUT, '>>', "$dir/$name.log" or die;
+            open STDERR, '>&', \*STDOUT or die;
+            exec $haproxy, '-db', '-f', "$dir/$name.cfg";
+            die "exec $haproxy: $!";
+        }
+        my $end = time + 600;
+        $SIG{TERM} = sub { $end = 0 };
+        select(undef, undef, undef, 0.2)
+            while getppid() == $test && time < $end && waitpid($proc, POSIX::WNOHANG()) == 0;
+        kill "TERM", $proc;
+        waitpid $proc, 0;
+        POSIX::_exit(0);
+    }
+    push @guards, $guard;
+    my $p = $lsock->sockport;
+    close $lsock;
+    return $p;
 }
-close $lsock;
-END { local $?; if ($guard && $$ == $test) { kill 'TERM', $guard; waitpid $guard, 0 } }
+# The instance that stats() and the clients use: the first one unless a phase says otherwise.
+our $hap = 'haproxy';
+our $port = haproxy('haproxy', 0);
+my $l7_port = haproxy('haproxy-l7', 1);
 
 # HAProxy's view: { server => { status, hrsp_2xx, chkdown, check_status, ... } }.
 sub stats {
-    my $s = IO::Socket::UNIX->new(Peer => "$dir/admin.sock") or return {};
+    my $s = IO::Socket::UNIX->new(Peer => "$dir/$hap.sock") or return {};
     print $s "show stat\n";
     local $/;
     my $t = <$s> // '';
@@ -131,13 +151,17 @@ sub stats {
 }
 sub status { (stats()->{ $_[0] } // {})->{status} // '' }
 sub served { (stats()->{ $_[0] } // {})->{hrsp_2xx} // 0 }
-sub haproxy_log { Clusterd::slurp("$dir/haproxy.log") }
+sub haproxy_log { join '', map { "$_:\n" . Clusterd::slurp("$dir/$_.log") } 'haproxy', 'haproxy-l7' }
 
 ok(poll_until($D, sub { !grep { status($_) ne 'UP' } keys %host }), 'HAProxy has the three hosts up')
+    or diag haproxy_log();
+ok(poll_until($D, sub { local $hap = 'haproxy-l7'; !grep { status($_) ne 'UP' } keys %host }),
+    '... and so has the second HAProxy, the one with the example\'s retry-on')
     or diag haproxy_log();
 
 # ---- load: keep-alive clients through HAProxy that never retry ----
 # Each stops by itself: at its stop file, when the test is gone, or after 5 minutes.
+# Each records every request's send and completion (or failure) times.
 sub load {
     my ($phase) = @_;
     my @kids;
@@ -147,12 +171,13 @@ sub load {
         my $pid = fork // die "fork: $!";
         if ($pid) { push @kids, [$pid, $out]; next }
         my $end = time + 300;
-        my ($ok, $fail, %seen, @errors) = (0, 0);
+        my ($ok, $fail, %seen, @errors, @times) = (0, 0);
         my $s;
         while (!-e "$dir/$phase.stop" && kill(0, $parent) && time < $end) {
             $s //= IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Timeout => 10);
             my $sent = time;
             my $r = $s && print({$s} "GET /dummy HTTP/1.1\r\nHost: t\r\n\r\n") ? Clusterd::read_response($s) : undef;
+            push @times, sprintf('%.6f %.6f', $sent, time);
             if ($r && $r->[0] == 200) {
                 $ok++;
                 my $j = json_decode($r->[2]);
@@ -166,7 +191,8 @@ sub load {
             if (!$r || ($r->[1]{connection} // '') =~ /close/i) { close $s if $s; undef $s }
         }
         open my $o, '>', "$out.tmp" or die;
-        print $o "ok $ok\nfail $fail\n", map({ "seen $_\n" } sort keys %seen), map { "error $_\n" } @errors;
+        print $o "ok $ok\nfail $fail\n", map({ "seen $_\n" } sort keys %seen), map({ "error $_\n" } @errors),
+            map { "time $_\n" } @times;
         close $o;
         rename "$out.tmp", $out;
         POSIX::_exit(0);
@@ -178,7 +204,7 @@ sub finish {
     my ($phase, $kids) = @_;
     open my $f, '>', "$dir/$phase.stop" or die;
     close $f;
-    my %r = (ok => 0, fail => 0, errors => [], sent => [], seen => {});
+    my %r = (ok => 0, fail => 0, errors => [], sent => [], seen => {}, times => []);
     for (@$kids) {
         my ($pid, $out) = @$_;
         waitpid $pid, 0;
@@ -188,9 +214,17 @@ sub finish {
             if (/^(ok|fail) (\d+)$/) { $r{$1} += $2 }
             elsif (/^seen (\S+)$/) { $r{seen}{$1} = 1 }
             elsif (/^error (\S+) (.*)$/) { push @{ $r{errors} }, $_; push @{ $r{sent} }, $1 }
+            elsif (/^time (\S+) (\S+)$/) { push @{ $r{times} }, [$1, $2] }
         }
     }
     return \%r;
+}
+
+# The requests in flight at instant $t: sent by then and not yet answered (or
+# failed), whatever host they went to. One per client at most.
+sub in_flight {
+    my ($r, $t) = @_;
+    return scalar grep { $_->[0] <= $t && $_->[1] >= $t } @{ $r->{times} };
 }
 
 # Waits until each named server has answered $n more requests through HAProxy.
@@ -263,6 +297,7 @@ sub retried {
     my $s0 = stats();
     my $t0 = time;
     kill 'KILL', @pids;
+    my $t1 = time;
     ok(poll_until($D, sub { status('web3') eq 'DOWN' }), 'HAProxy marks web3 down');
     my $t_down = time;
     my $s1 = stats();
@@ -278,11 +313,11 @@ sub retried {
         or diag explain $r->{errors};
     is(errors($s1, $s2, 'web3'), 0, '... none once HAProxy had marked it down');
     is(errors($s0, $s2, 'web2', 'web4'), 0, '... and none on the other hosts');
-    diag(sprintf('kill -9 of web3: %d requests, %d failed (sent %s); HAProxy had %d '
-        . 'requests in flight to web3 just before and %d connections open to it (%d clients), counted %d response '
-        . 'errors; marked down %.2f s after', $r->{ok} + $r->{fail}, $r->{fail}, $when, $w3->{scur},
-        $w3->{used_conn_cur} + $w3->{idle_conn_cur} + $w3->{safe_conn_cur}, $CLIENTS, errors($s0, $s1, 'web3'),
-        $t_down - $t0));
+    diag(sprintf('kill -9 of web3: %d requests, %d failed (sent %s), %d in flight at the kill (to any host); '
+        . 'HAProxy had %d requests in flight to web3 just before and %d connections open to it (%d clients), '
+        . 'counted %d response errors; marked down %.2f s after', $r->{ok} + $r->{fail}, $r->{fail}, $when,
+        in_flight($r, $t1), $w3->{scur}, $w3->{used_conn_cur} + $w3->{idle_conn_cur} + $w3->{safe_conn_cur},
+        $CLIENTS, errors($s0, $s1, 'web3'), $t_down - $t0));
     $c->wait_exit($D);
     ok(poll_until($D, sub { !grep { Clusterd::alive($_) } @pids }), 'nothing of web3 is left');
     start_host('web3');
@@ -314,6 +349,49 @@ sub retried {
     diag(sprintf('reload of web4: %d requests, %d failed; generations seen: %s; HAProxy counted %d errors, '
         . 'retried %d connections', $r->{ok} + $r->{fail}, $r->{fail}, join(',', @gens),
         errors($s0, $s1, keys %host), retried($s0, $s1)));
+}
+
+# ---- 4. kill -9 of web3 again, behind the HAProxy with the example's retry-on ----
+# A GET that was on its way to web3 as it died, or that HAProxy sends it on a
+# pooled connection before noticing, gets no answer and is replayed on another
+# host (empty-response), as is one whose connection web3 refuses (conn-failure):
+# a kill must cost no more than the requests in flight at that moment, those
+# sent by the time kill() returned and not answered by then, whatever host they
+# went to (an upper bound of those to web3; one per client at most).
+{
+    local $hap = 'haproxy-l7';
+    local $port = $l7_port;
+    ok(poll_until($D, sub { !grep { status($_) ne 'UP' } keys %host }), 'the second HAProxy has the three hosts up');
+    my $kids = load('kill-l7');
+    ok(flows(20, keys %host), 'load flows through the second HAProxy to all three hosts');
+    my $c = $host{web3}{c};
+    my @pids = ($c->pid, $c->workers);
+    my $s0 = stats();
+    my $t0 = time;
+    kill 'KILL', @pids;
+    my $t1 = time;
+    ok(poll_until($D, sub { status('web3') eq 'DOWN' }), 'the second HAProxy marks web3 down');
+    my $t_down = time;
+    my $s1 = stats();
+    ok(flows(50, 'web2', 'web4'), 'the other two serve on');
+    my $r = finish('kill-l7', $kids);
+    my $s2 = stats();
+    my $flight = in_flight($r, $t1);
+    ok($r->{ok} > 0, 'the clients were served');
+    cmp_ok($r->{fail}, '<=', $flight, "failed requests: $r->{fail}, no more than the $flight in flight at the kill")
+        or diag explain $r->{errors};
+    my ($b0, $b2) = ($s0->{BACKEND} // {}, $s2->{BACKEND} // {});
+    diag(sprintf('kill -9 of web3 with the example\'s retry-on: %d requests, %d failed, %d in flight at the kill '
+        . '(%d clients); HAProxy counted %d requests web3 left unanswered (eresp), %d retries (wretr) and %d '
+        . 'redispatches (wredis, refused connections included); marked down %.2f s after',
+        $r->{ok} + $r->{fail}, $r->{fail}, $flight, $CLIENTS, errors($s0, $s1, 'web3'),
+        ($b2->{wretr} // 0) - ($b0->{wretr} // 0), ($b2->{wredis} // 0) - ($b0->{wredis} // 0), $t_down - $t0));
+    $c->wait_exit($D);
+    ok(poll_until($D, sub { !grep { Clusterd::alive($_) } @pids }), 'nothing of web3 is left');
+    start_host('web3');
+    ok(poll_until($D, sub { status('web3') eq 'UP' }), 'web3 started again: the second HAProxy marks it up');
+    local $hap = 'haproxy';
+    ok(poll_until($D, sub { status('web3') eq 'UP' }), '... and so does the first');
 }
 
 diag("HAProxy's log (abnormal requests only, retried ones included):\n" . haproxy_log())
