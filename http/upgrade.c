@@ -8,7 +8,10 @@
 #include "config.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "http/internal.h"
@@ -44,6 +47,11 @@ http_upgrade(struct http_req *req, struct http_upgraded *u)
 	/* Most often the socket takes the head at once; the rest is the new owner's. */
 	while (evbuffer_get_length(c->out) > 0 && evbuffer_write(c->out, c->fd) > 0)
 		;
+	if (c->corked) {             /* a file reply corked it: the new owner's frames go at once */
+		int off = 0;
+		setsockopt(c->fd, IPPROTO_TCP, TCP_CORK, &off, sizeof(off));
+		c->corked = 0;
+	}
 	u->fd = c->fd;
 	u->in = in;
 	u->out = c->out;

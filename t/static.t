@@ -270,7 +270,8 @@ ok($j && $j->{ok}, 'the worker still serves');
     my ($st2, undef, $b2) = get('/s/notes.txt');
     my $took = time - $t0;
     is("$st2 $b2", "200 notes\n", 'while a client does not read a 32 MiB file, the one worker serves others');
-    ok($took < 2, sprintf('... at once (%.3f s)', $took));
+    # a worker stuck on the reader would answer after the 30 s read timeout, if ever
+    ok($took < 5, sprintf('... at once (%.3f s)', $took));
     close $slow;
 }
 

@@ -51,7 +51,9 @@ async function textOf(page, selector, re) {
 async function main() {
   const args = ['--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--disable-quic',
     '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-  if (process.getuid && process.getuid() === 0) args.push('--no-sandbox');   // root: no user namespace sandbox
+  // A local page of our own: no sandbox, which needs user namespaces that
+  // neither root nor an unprivileged container may have.
+  args.push('--no-sandbox');
   const browser = await chromium.launch({ executablePath: opt.chromium, headless: true, args, timeout: opt.timeout });
   say({ ev: 'browser', version: browser.version() });
   const errors = [];
