@@ -140,25 +140,107 @@ end:
 	return 1;
 }
 
+/*
+ * Whether libmongoc's find cursor would retry a read that failed so
+ * (_mongoc_read_error_get_type(), 1.23): a network error, an invalid reply,
+ * or a server error saying the node is stepping down, shutting down or
+ * cannot be reached.
+ */
+static bool
+retryable_error(const bson_error_t *error)
+{
+	if (error->domain == MONGOC_ERROR_STREAM ||
+	    (error->domain == MONGOC_ERROR_PROTOCOL &&
+	     error->code == MONGOC_ERROR_PROTOCOL_INVALID_REPLY))
+		return true;
+	if (error->domain != MONGOC_ERROR_SERVER)
+		return false;
+	switch (error->code) {
+	case 11600:          /* InterruptedAtShutdown */
+	case 11602:          /* InterruptedDueToReplStateChange */
+	case 10107:          /* NotWritablePrimary */
+	case 13435:          /* NotPrimaryNoSecondaryOk */
+	case 13436:          /* NotPrimaryOrSecondary */
+	case 189:            /* PrimarySteppedDown */
+	case 91:             /* ShutdownInProgress */
+	case 7:              /* HostNotFound */
+	case 6:              /* HostUnreachable */
+	case 89:             /* NetworkTimeout */
+	case 9001:           /* SocketException */
+		return true;
+	default:
+		return strstr(error->message, "not master") != NULL ||
+		    strstr(error->message, "node is recovering") != NULL;
+	}
+}
+
+/*
+ * A get by id as one find command, {find, filter, maxTimeMS, limit: 1,
+ * singleBatch: true}, its document read from cursor.firstBatch: what
+ * mongoc_collection_find_with_opts() and mongoc_cursor_next() send and
+ * read, without the cursor, which selects a server and copies its
+ * description twice (once to choose between find and OP_QUERY).
+ *
+ * The same read preference (the collection's), read concern (the
+ * collection's, in opts: a raw command does not add it) and implicit
+ * session. The command is run raw so that the driver does not retry it
+ * itself: its command helpers, after a failed retry's server selection,
+ * report the first error, where the cursor reports the selection's (a 503
+ * that marks MongoDB down). The retry here is the cursor's: once, after a
+ * retryable error, with a new server selection.
+ */
 static void
 run_get(struct rm_job *j, mongoc_collection_t *coll, struct rm_thread *t)
 {
-	mongoc_cursor_t *cursor;
-	const bson_t *doc;
+	bson_t cmd = BSON_INITIALIZER, reply;
+	bson_iter_t it, child, batch;
 	bson_error_t error;
+	bool ok, in_batch = false;
+	int tries = 0;
 
-	cursor = mongoc_collection_find_with_opts(coll, j->filter, j->opts, NULL);
-	if (mongoc_cursor_next(cursor, &doc)) {
-		if (append_doc(j->out, doc, false, t) == -1)
+	BSON_APPEND_UTF8(&cmd, "find", j->coll);
+	BSON_APPEND_DOCUMENT(&cmd, "filter", j->filter);
+	bson_concat(&cmd, j->opts);
+	for (;;) {
+		ok = mongoc_collection_command_with_opts(coll, &cmd, NULL, t->cmd_opts,
+		    &reply, &error);
+		if (ok || tries++ > 0 || !t->retry_reads || !retryable_error(&error))
+			break;
+		bson_destroy(&reply);
+	}
+	bson_destroy(&cmd);
+	if (!ok) {
+		driver_error(j, &j->err, &error);
+		bson_destroy(&reply);
+		return;
+	}
+	/* As _mongoc_cursor_start_reading_response(): {cursor: {firstBatch: [...]}} */
+	if (bson_iter_init_find(&it, &reply, "cursor") && BSON_ITER_HOLDS_DOCUMENT(&it) &&
+	    bson_iter_recurse(&it, &child))
+		while (bson_iter_next(&child))
+			if ((BSON_ITER_IS_KEY(&child, "firstBatch") ||
+			    BSON_ITER_IS_KEY(&child, "nextBatch")) &&
+			    BSON_ITER_HOLDS_ARRAY(&child) && bson_iter_recurse(&child, &batch))
+				in_batch = true;
+	if (!in_batch) {
+		bson_set_error(&error, MONGOC_ERROR_PROTOCOL, MONGOC_ERROR_PROTOCOL_INVALID_REPLY,
+		    "Invalid reply to find command.");
+		driver_error(j, &j->err, &error);
+	} else if (bson_iter_next(&batch) && BSON_ITER_HOLDS_DOCUMENT(&batch)) {
+		const uint8_t *data;
+		uint32_t len;
+		bson_t doc;
+
+		bson_iter_document(&batch, &len, &data);
+		if (!bson_init_static(&doc, data, len) ||
+		    append_doc(j->out, &doc, false, t) == -1)
 			rm_set_error(&j->err, 502, "mongo_error",
 			    "the document could not be converted to JSON");
-	} else if (mongoc_cursor_error(cursor, &error)) {
-		driver_error(j, &j->err, &error);
 	} else {
 		/* The loop words the 404: it knows how the id was written. */
 		rm_set_error(&j->err, 404, "not_found", "%s", "");
 	}
-	mongoc_cursor_destroy(cursor);
+	bson_destroy(&reply);
 }
 
 static void

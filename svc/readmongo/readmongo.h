@@ -91,6 +91,9 @@ struct rm_thread {
 	} colls[RM_THREAD_COLLECTIONS];
 	unsigned next;               /* the slot a new name takes */
 	struct rm_json_buf json;
+	/* A get's command options: the client's read concern, if any (else NULL). */
+	bson_t *cmd_opts;
+	bool retry_reads;            /* the URI's retryReads (default true) */
 };
 
 /*

@@ -102,8 +102,19 @@ thread_client(void *clients)
 {
 	struct rm_thread *t = calloc(1, sizeof(*t));
 
-	if (t != NULL)
-		t->client = mongoc_client_pool_pop(clients);
+	const mongoc_read_concern_t *rc;
+
+	if (t == NULL)
+		return NULL;
+	t->client = mongoc_client_pool_pop(clients);
+	t->retry_reads = mongoc_uri_get_option_as_bool(mongoc_client_get_uri(t->client),
+	    MONGOC_URI_RETRYREADS, true);
+	rc = mongoc_client_get_read_concern(t->client);
+	if (!mongoc_read_concern_is_default(rc) && (t->cmd_opts = bson_new()) != NULL &&
+	    !mongoc_read_concern_append((mongoc_read_concern_t *)rc, t->cmd_opts)) {
+		bson_destroy(t->cmd_opts);
+		t->cmd_opts = NULL;
+	}
 	return t;
 }
 
@@ -118,6 +129,8 @@ thread_client_done(void *clients, void *ctx)
 		if (t->colls[i].coll != NULL)
 			mongoc_collection_destroy(t->colls[i].coll);
 	rm_json_buf_free(&t->json);
+	if (t->cmd_opts != NULL)
+		bson_destroy(t->cmd_opts);
 	mongoc_client_pool_push(clients, t->client);
 	free(t);
 }
