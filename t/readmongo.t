@@ -198,6 +198,28 @@ error_is('server error on a get', "/mongo/users/$oid", 502, 'mongo_error', qr/in
 error_is('server error on _count', '/mongo/users/_count', 502, 'mongo_error', qr/injected failure/);
 $m->clear;
 
+# A get retries a read once, as libmongoc's cursor does: after a network
+# error or an error that says the node steps down or shuts down, and not
+# after any other error.
+{
+    my $finds = sub { my $n0 = $m->count_of('find'); $_[0]->(); $m->count_of('find') - $n0 };
+    is($finds->(sub {
+        $m->fault(error => 2, errmsg => 'injected failure');
+        error_is('a get: a plain server error', "/mongo/users/$oid", 502, 'mongo_error',
+            qr/^MongoDB answered with an error: injected failure \(code 2\)$/);
+        $m->clear }), 1, '  ... is not retried');
+    is($finds->(sub {
+        $m->fault(error => 189);
+        error_is('a get: PrimarySteppedDown', "/mongo/users/$oid", 502, 'mongo_error',
+            qr/^MongoDB answered with an error: injected error 189 \(code 189\)$/);
+        $m->clear }), 2, '  ... is retried once');
+    is($finds->(sub {
+        $m->fault(drop => 1);
+        ($st, undef, $j) = ours("/mongo/users/$oid");
+        $m->clear }), 2, 'a get whose connection drops is retried once');
+    is($st, 200, '  ... and answers');
+}
+
 # A server error after the stream began cannot change the status: the
 # document list ends early and an "error" member says why.
 $m->fault(error => 2, errmsg => 'getMore broke', cmds => 'getMore');
