@@ -283,6 +283,40 @@ sub retried {
         errors($s0, $s1, keys %host), retried($s0, $s1)));
 }
 
+# A kill -9 of web3's master and workers under load, through the HAProxy in
+# use ($hap): the times, the clients' results and HAProxy's counters before
+# the kill, at mark-down and at the end. $who names that HAProxy in the
+# test names ("HAProxy", "the second HAProxy").
+sub kill_web3 {
+    my ($phase, $who, $flows_name) = @_;
+    my %k;
+    my $kids = load($phase);
+    ok(flows(20, keys %host), $flows_name);
+    $k{c} = $host{web3}{c};
+    $k{pids} = [$k{c}->pid, $k{c}->workers];
+    $k{s0} = stats();
+    $k{t0} = time;
+    kill 'KILL', @{ $k{pids} };
+    $k{t1} = time;
+    ok(poll_until($D, sub { status('web3') eq 'DOWN' }), "$who marks web3 down");
+    $k{t_down} = time;
+    $k{s1} = stats();
+    ok(flows(50, 'web2', 'web4'), 'the other two serve on');
+    $k{r} = finish($phase, $kids);
+    $k{s2} = stats();
+    ok($k{r}{ok} > 0, 'the clients were served');
+    return \%k;
+}
+
+# Waits for the killed web3 to be gone, starts it again and for $who to mark it up.
+sub restart_web3 {
+    my ($k, $up_name) = @_;
+    $k->{c}->wait_exit($D);
+    ok(poll_until($D, sub { !grep { Clusterd::alive($_) } @{ $k->{pids} } }), 'nothing of web3 is left');
+    start_host('web3');
+    ok(poll_until($D, sub { status('web3') eq 'UP' }), $up_name);
+}
+
 # ---- 2. kill -9 of web3's master and workers ----
 # What is on its way to web3 while it dies fails (HAProxy's default retry-on
 # replays no request it has sent): the requests in flight, those HAProxy sends
@@ -290,24 +324,11 @@ sub retried {
 # and those on connections the kernel still completed while the processes
 # were exiting. Once HAProxy has marked it down, nothing fails.
 {
-    my $kids = load('kill');
-    ok(flows(20, keys %host), 'load flows to all three hosts');
-    my $c = $host{web3}{c};
-    my @pids = ($c->pid, $c->workers);
-    my $s0 = stats();
-    my $t0 = time;
-    kill 'KILL', @pids;
-    my $t1 = time;
-    ok(poll_until($D, sub { status('web3') eq 'DOWN' }), 'HAProxy marks web3 down');
-    my $t_down = time;
-    my $s1 = stats();
-    ok(flows(50, 'web2', 'web4'), 'the other two serve on');
-    my $r = finish('kill', $kids);
-    my $s2 = stats();
+    my $k = kill_web3('kill', 'HAProxy', 'load flows to all three hosts');
+    my ($r, $s0, $s1, $s2, $t0, $t1, $t_down) = @$k{qw(r s0 s1 s2 t0 t1 t_down)};
     my $w3 = $s0->{web3};
     my $late = grep { $_ > $t_down } @{ $r->{sent} };
     my $last = @{ $r->{sent} } ? (sort { $b <=> $a } @{ $r->{sent} })[0] - $t0 : 0;
-    ok($r->{ok} > 0, 'the clients were served');
     my $when = $last > 0 ? sprintf('the last %.1f ms after the kill', 1000 * $last) : 'none after the kill';
     is($late, 0, "failed requests: $r->{fail}, each sent before HAProxy had marked web3 down ($when)")
         or diag explain $r->{errors};
@@ -318,10 +339,7 @@ sub retried {
         . 'counted %d response errors; marked down %.2f s after', $r->{ok} + $r->{fail}, $r->{fail}, $when,
         in_flight($r, $t1), $w3->{scur}, $w3->{used_conn_cur} + $w3->{idle_conn_cur} + $w3->{safe_conn_cur},
         $CLIENTS, errors($s0, $s1, 'web3'), $t_down - $t0));
-    $c->wait_exit($D);
-    ok(poll_until($D, sub { !grep { Clusterd::alive($_) } @pids }), 'nothing of web3 is left');
-    start_host('web3');
-    ok(poll_until($D, sub { status('web3') eq 'UP' }), 'web3 started again: HAProxy marks it up');
+    restart_web3($k, 'web3 started again: HAProxy marks it up');
 }
 
 # ---- 3. a reload of web4 ----
@@ -362,22 +380,9 @@ sub retried {
     local $hap = 'haproxy-l7';
     local $port = $l7_port;
     ok(poll_until($D, sub { !grep { status($_) ne 'UP' } keys %host }), 'the second HAProxy has the three hosts up');
-    my $kids = load('kill-l7');
-    ok(flows(20, keys %host), 'load flows through the second HAProxy to all three hosts');
-    my $c = $host{web3}{c};
-    my @pids = ($c->pid, $c->workers);
-    my $s0 = stats();
-    my $t0 = time;
-    kill 'KILL', @pids;
-    my $t1 = time;
-    ok(poll_until($D, sub { status('web3') eq 'DOWN' }), 'the second HAProxy marks web3 down');
-    my $t_down = time;
-    my $s1 = stats();
-    ok(flows(50, 'web2', 'web4'), 'the other two serve on');
-    my $r = finish('kill-l7', $kids);
-    my $s2 = stats();
+    my $k = kill_web3('kill-l7', 'the second HAProxy', 'load flows through the second HAProxy to all three hosts');
+    my ($r, $s0, $s1, $s2, $t0, $t1, $t_down) = @$k{qw(r s0 s1 s2 t0 t1 t_down)};
     my $flight = in_flight($r, $t1);
-    ok($r->{ok} > 0, 'the clients were served');
     cmp_ok($r->{fail}, '<=', $flight, "failed requests: $r->{fail}, no more than the $flight in flight at the kill")
         or diag explain $r->{errors};
     my ($b0, $b2) = ($s0->{BACKEND} // {}, $s2->{BACKEND} // {});
@@ -386,10 +391,7 @@ sub retried {
         . 'redispatches (wredis, refused connections included); marked down %.2f s after',
         $r->{ok} + $r->{fail}, $r->{fail}, $flight, $CLIENTS, errors($s0, $s1, 'web3'),
         ($b2->{wretr} // 0) - ($b0->{wretr} // 0), ($b2->{wredis} // 0) - ($b0->{wredis} // 0), $t_down - $t0));
-    $c->wait_exit($D);
-    ok(poll_until($D, sub { !grep { Clusterd::alive($_) } @pids }), 'nothing of web3 is left');
-    start_host('web3');
-    ok(poll_until($D, sub { status('web3') eq 'UP' }), 'web3 started again: the second HAProxy marks it up');
+    restart_web3($k, 'web3 started again: the second HAProxy marks it up');
     local $hap = 'haproxy';
     ok(poll_until($D, sub { status('web3') eq 'UP' }), '... and so does the first');
 }
