@@ -60,11 +60,14 @@ thread_main(void *arg)
 			pthread_mutex_unlock(&p->mu);
 			break;
 		}
-		job = STAILQ_FIRST(&p->queue);
-		STAILQ_REMOVE_HEAD(&p->queue, link);
-		p->queued--;
+		/* Empty when another thread's pool_take() took the job that posted. */
+		if ((job = STAILQ_FIRST(&p->queue)) != NULL) {
+			STAILQ_REMOVE_HEAD(&p->queue, link);
+			p->queued--;
+		}
 		pthread_mutex_unlock(&p->mu);
-		job->run(job, ctx);
+		if (job != NULL)
+			job->run(job, ctx);
 	}
 	if (p->thread_fini != NULL)
 		p->thread_fini(p->arg, ctx);
@@ -156,6 +159,40 @@ int
 pool_resubmit(struct pool *p, struct pool_job *job)
 {
 	return enqueue(p, job, false);
+}
+
+size_t
+pool_take(struct pool *p, int (*match)(struct pool_job *job, void *arg), void *arg,
+    struct pool_job **out, size_t max)
+{
+	struct job_list keep = STAILQ_HEAD_INITIALIZER(keep);
+	struct pool_job *job;
+	size_t n = 0;
+
+	pthread_mutex_lock(&p->mu);
+	while (n < max && (job = STAILQ_FIRST(&p->queue)) != NULL) {
+		STAILQ_REMOVE_HEAD(&p->queue, link);
+		if (match(job, arg)) {
+			out[n++] = job;
+			p->queued--;
+		} else {
+			STAILQ_INSERT_TAIL(&keep, job, link);
+		}
+	}
+	/* The jobs passed over go back in front, in their order. */
+	STAILQ_CONCAT(&keep, &p->queue);
+	STAILQ_INIT(&p->queue);
+	STAILQ_CONCAT(&p->queue, &keep);
+	pthread_mutex_unlock(&p->mu);
+	/*
+	 * Their posts to the semaphore, taken back so that no thread wakes for
+	 * them. A post not made yet (its submit() has queued the job and not
+	 * yet posted) wakes a thread later to an empty queue, which it allows.
+	 */
+	for (size_t i = 0; i < n; i++)
+		if (sem_trywait(&p->work) == -1)
+			break;
+	return n;
 }
 
 /* Pool threads take no signals: the loop thread handles them all. */

@@ -47,6 +47,14 @@ int pool_submit(struct pool *p, struct pool_job *job);
  * whatever the queue holds: 0, or -1 when the pool is stopping.
  */
 int pool_resubmit(struct pool *p, struct pool_job *job);
+/*
+ * From a job's run(), on its pool thread: takes out of the queue, in
+ * order, up to max more jobs that match(job, arg) accepts, into out, and
+ * returns how many. The caller runs them together with its own (a batch);
+ * each taken job still posts what ends it, as if it had run alone.
+ */
+size_t pool_take(struct pool *p, int (*match)(struct pool_job *job, void *arg), void *arg,
+    struct pool_job **out, size_t max);
 /* Jobs queued and not yet taken by a thread. */
 size_t pool_depth(struct pool *p);
 /* From a pool thread: msg->deliver(msg) will run on the loop. */

@@ -14,7 +14,7 @@
 
 const char *const rm_keys[] = {
 	"uri", "database", "collections", "default_limit", "max_limit",
-	"max_time_ms", "threads", "queue_limit", "stream_timeout_ms", NULL
+	"max_time_ms", "threads", "queue_limit", "stream_timeout_ms", "get_batch", NULL
 };
 
 static bool
@@ -214,7 +214,9 @@ get_limits(json_object *r, const char *path, struct rm_conf *c, char *err, size_
 	    conf_get_int(r, path, "queue_limit", 1, 1000000, 1024, &c->queue_limit,
 		err, errlen) == -1 ||
 	    conf_get_int(r, path, "stream_timeout_ms", 1, 86400000, 300000,
-		&c->stream_timeout_ms, err, errlen) == -1)
+		&c->stream_timeout_ms, err, errlen) == -1 ||
+	    conf_get_int(r, path, "get_batch", 1, RM_GET_BATCH_MAX, 64, &c->get_batch,
+		err, errlen) == -1)
 		return -1;
 	if (c->default_limit > c->max_limit) {
 		snprintf(err, errlen, "%s.default_limit: %lld is over max_limit (%lld)",

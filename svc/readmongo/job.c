@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "common/util.h"
 #include "svc/readmongo/readmongo.h"
 
@@ -32,8 +33,8 @@ rm_set_error(struct rm_error *e, int status, const char *code, const char *fmt, 
  * The driver's error as an HTTP answer: no server to talk to is 503, the
  * server's time limit 504, anything else the server or driver says 502.
  */
-static void
-driver_error(struct rm_job *j, struct rm_error *e, const bson_error_t *error)
+void
+rm_driver_error(struct rm_job *j, struct rm_error *e, const bson_error_t *error)
 {
 	struct readmongo *rm = j->rm;
 	int64_t waited_ms = (bson_get_monotonic_time() - j->run_at) / 1000;
@@ -65,8 +66,8 @@ driver_error(struct rm_job *j, struct rm_error *e, const bson_error_t *error)
 		    error->message, error->code);
 }
 
-static int
-append_doc(struct evbuffer *buf, const bson_t *doc, bool comma, struct rm_thread *t)
+int
+rm_append_doc(struct evbuffer *buf, const bson_t *doc, bool comma, struct rm_thread *t)
 {
 	if (comma)
 		evbuffer_add(buf, ",", 1);
@@ -115,7 +116,7 @@ list_step(struct rm_job *j, struct rm_thread *t)
 	}
 	/* run_at: when the operation that may fail began (driver_error()) */
 	while ((j->run_at = bson_get_monotonic_time(), mongoc_cursor_next(j->cursor, &doc))) {
-		if (append_doc(j->out, doc, j->docs++ > 0, t) == -1) {
+		if (rm_append_doc(j->out, doc, j->docs++ > 0, t) == -1) {
 			rm_set_error(&j->err, 502, "mongo_error",
 			    "a document could not be converted to JSON");
 			goto end;
@@ -133,7 +134,7 @@ list_step(struct rm_job *j, struct rm_thread *t)
 		}
 	}
 	if (mongoc_cursor_error(j->cursor, &error))
-		driver_error(j, &j->err, &error);
+		rm_driver_error(j, &j->err, &error);
 end:
 	rm_cursor_close(j);
 	pool_post(j->rm->pool, &j->end_msg);
@@ -175,57 +176,80 @@ retryable_error(const bson_error_t *error)
 }
 
 /*
- * A get by id as one find command, {find, filter, maxTimeMS, limit: 1,
- * singleBatch: true}, its document read from cursor.firstBatch: what
- * mongoc_collection_find_with_opts() and mongoc_cursor_next() send and
- * read, without the cursor, which selects a server and copies its
- * description twice (once to choose between find and OP_QUERY).
- *
- * The same read preference (the collection's), read concern (the
- * collection's, in opts: a raw command does not add it) and implicit
- * session. The command is run raw so that the driver does not retry it
- * itself: its command helpers, after a failed retry's server selection,
- * report the first error, where the cursor reports the selection's (a 503
- * that marks MongoDB down). The retry here is the cursor's: once, after a
- * retryable error, with a new server selection.
+ * A find command run so that a get is read as mongoc_collection_find_with_opts()
+ * and mongoc_cursor_next() would read it, without the cursor, which selects
+ * a server and copies its description twice (once to choose between find
+ * and OP_QUERY): the same read preference (the collection's), read concern
+ * (the collection's, in t->cmd_opts: a raw command does not add it) and
+ * implicit session. The command is run raw so that the driver does not
+ * retry it itself: its command helpers, after a failed retry's server
+ * selection, report the first error, where the cursor reports the
+ * selection's (a 503 that marks MongoDB down). The retry here is the
+ * cursor's: once, after a retryable error, with a new server selection.
+ * reply is always initialized.
  */
-static void
-run_get(struct rm_job *j, mongoc_collection_t *coll, struct rm_thread *t)
+bool
+rm_find(mongoc_collection_t *coll, const bson_t *cmd, struct rm_thread *t, bson_t *reply,
+    bson_error_t *error)
+{
+	bool ok;
+	int tries = 0;
+
+	for (;;) {
+		ok = mongoc_collection_command_with_opts(coll, cmd, NULL, t->cmd_opts, reply, error);
+		if (ok || tries++ > 0 || !t->retry_reads || !retryable_error(error))
+			return ok;
+		bson_destroy(reply);
+	}
+}
+
+/*
+ * The documents of a find's reply, {cursor: {id, firstBatch: [...]}}, as
+ * _mongoc_cursor_start_reading_response() reads them: batch set to iterate
+ * over them, *cursor_id the cursor left open on the server (0: none).
+ * false if the reply is not a find's.
+ */
+bool
+rm_first_batch(const bson_t *reply, bson_iter_t *batch, int64_t *cursor_id)
+{
+	bson_iter_t it, child;
+	bool in_batch = false;
+
+	*cursor_id = 0;
+	if (bson_iter_init_find(&it, reply, "cursor") && BSON_ITER_HOLDS_DOCUMENT(&it) &&
+	    bson_iter_recurse(&it, &child))
+		while (bson_iter_next(&child)) {
+			if ((BSON_ITER_IS_KEY(&child, "firstBatch") ||
+			    BSON_ITER_IS_KEY(&child, "nextBatch")) &&
+			    BSON_ITER_HOLDS_ARRAY(&child) && bson_iter_recurse(&child, batch))
+				in_batch = true;
+			else if (BSON_ITER_IS_KEY(&child, "id") && BSON_ITER_HOLDS_INT(&child))
+				*cursor_id = bson_iter_as_int64(&child);
+		}
+	return in_batch;
+}
+
+/* A get by id as one find command, {find, filter, maxTimeMS, limit: 1, singleBatch: true}. */
+void
+rm_run_get(struct rm_job *j, mongoc_collection_t *coll, struct rm_thread *t)
 {
 	bson_t cmd = BSON_INITIALIZER, reply;
-	bson_iter_t it, child, batch;
+	bson_iter_t batch;
 	bson_error_t error;
-	bool ok, in_batch = false;
-	int tries = 0;
+	int64_t cursor_id;
+	bool ok;
 
 	BSON_APPEND_UTF8(&cmd, "find", j->coll);
 	BSON_APPEND_DOCUMENT(&cmd, "filter", j->filter);
 	bson_concat(&cmd, j->opts);
-	for (;;) {
-		ok = mongoc_collection_command_with_opts(coll, &cmd, NULL, t->cmd_opts,
-		    &reply, &error);
-		if (ok || tries++ > 0 || !t->retry_reads || !retryable_error(&error))
-			break;
-		bson_destroy(&reply);
-	}
+	ok = rm_find(coll, &cmd, t, &reply, &error);
 	bson_destroy(&cmd);
 	if (!ok) {
-		driver_error(j, &j->err, &error);
-		bson_destroy(&reply);
-		return;
-	}
-	/* As _mongoc_cursor_start_reading_response(): {cursor: {firstBatch: [...]}} */
-	if (bson_iter_init_find(&it, &reply, "cursor") && BSON_ITER_HOLDS_DOCUMENT(&it) &&
-	    bson_iter_recurse(&it, &child))
-		while (bson_iter_next(&child))
-			if ((BSON_ITER_IS_KEY(&child, "firstBatch") ||
-			    BSON_ITER_IS_KEY(&child, "nextBatch")) &&
-			    BSON_ITER_HOLDS_ARRAY(&child) && bson_iter_recurse(&child, &batch))
-				in_batch = true;
-	if (!in_batch) {
+		rm_driver_error(j, &j->err, &error);
+	} else if (!rm_first_batch(&reply, &batch, &cursor_id)) {
 		bson_set_error(&error, MONGOC_ERROR_PROTOCOL, MONGOC_ERROR_PROTOCOL_INVALID_REPLY,
 		    "Invalid reply to find command.");
-		driver_error(j, &j->err, &error);
+		rm_driver_error(j, &j->err, &error);
 	} else if (bson_iter_next(&batch) && BSON_ITER_HOLDS_DOCUMENT(&batch)) {
 		const uint8_t *data;
 		uint32_t len;
@@ -233,14 +257,37 @@ run_get(struct rm_job *j, mongoc_collection_t *coll, struct rm_thread *t)
 
 		bson_iter_document(&batch, &len, &data);
 		if (!bson_init_static(&doc, data, len) ||
-		    append_doc(j->out, &doc, false, t) == -1)
+		    rm_append_doc(j->out, &doc, false, t) == -1)
 			rm_set_error(&j->err, 502, "mongo_error",
 			    "the document could not be converted to JSON");
 	} else {
-		/* The loop words the 404: it knows how the id was written. */
-		rm_set_error(&j->err, 404, "not_found", "%s", "");
+		rm_not_found(j);
 	}
 	bson_destroy(&reply);
+}
+
+/* A cursor a find left open, closed on the server: best effort. */
+void
+rm_kill_cursor(mongoc_collection_t *coll, int64_t cursor_id, struct rm_thread *t)
+{
+	bson_t cmd = BSON_INITIALIZER, ids, reply;
+	bson_error_t error;
+
+	BSON_APPEND_UTF8(&cmd, "killCursors", mongoc_collection_get_name(coll));
+	BSON_APPEND_ARRAY_BEGIN(&cmd, "cursors", &ids);
+	BSON_APPEND_INT64(&ids, "0", cursor_id);
+	bson_append_array_end(&cmd, &ids);
+	if (!mongoc_collection_command_with_opts(coll, &cmd, NULL, t->cmd_opts, &reply, &error))
+		log_debug("readmongo: killCursors: %s", error.message);
+	bson_destroy(&reply);
+	bson_destroy(&cmd);
+}
+
+/* The loop words the 404: it knows how the id was written. */
+void
+rm_not_found(struct rm_job *j)
+{
+	rm_set_error(&j->err, 404, "not_found", "%s", "");
 }
 
 static void
@@ -251,14 +298,14 @@ run_count(struct rm_job *j, mongoc_collection_t *coll)
 
 	n = mongoc_collection_count_documents(coll, j->filter, j->opts, NULL, NULL, &error);
 	if (n < 0)
-		driver_error(j, &j->err, &error);
+		rm_driver_error(j, &j->err, &error);
 	else
 		evbuffer_add_printf(j->out, "{\"count\":%lld}", (long long)n);
 }
 
 /* Did MongoDB turn out unreachable while j waited in the queue? */
-static bool
-found_down(struct rm_job *j)
+bool
+rm_found_down(struct rm_job *j)
 {
 	struct readmongo *rm = j->rm;
 	bool down;
@@ -272,8 +319,8 @@ found_down(struct rm_job *j)
 }
 
 /* The thread's handle on collection name, made on first use. */
-static mongoc_collection_t *
-thread_collection(struct rm_thread *t, const char *db, const char *name)
+mongoc_collection_t *
+rm_thread_collection(struct rm_thread *t, const char *db, const char *name)
 {
 	unsigned i;
 
@@ -298,9 +345,11 @@ run_query(struct rm_job *j, struct rm_thread *t)
 		rm_set_error(&j->err, 503, "overloaded", "out of memory");
 		return;
 	}
-	coll = thread_collection(t, j->rm->conf->database, j->coll);
-	if (j->op == OP_GET)
-		run_get(j, coll, t);
+	coll = rm_thread_collection(t, j->rm->conf->database, j->coll);
+	if (j->op == OP_GET && j->by_oid && j->rm->conf->get_batch > 1)
+		rm_run_gets(j, coll, t);
+	else if (j->op == OP_GET)
+		rm_run_get(j, coll, t);
 	else
 		run_count(j, coll);
 }
@@ -311,7 +360,7 @@ rm_job_run(struct pool_job *pj, void *thread)
 	struct rm_job *j = container_of(pj, struct rm_job, job);
 
 	j->run_at = bson_get_monotonic_time();
-	if (j->cursor == NULL && found_down(j))
+	if (j->cursor == NULL && rm_found_down(j))
 		j->stop = 1;         /* a list's first step, or a get or count: it ends here */
 	if (j->op == OP_LIST) {
 		list_step(j, thread); /* it posts what it made; the job is the loop's again */

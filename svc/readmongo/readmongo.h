@@ -5,6 +5,7 @@
  *   service.c   the worker's state: the driver, the thread pool, figures
  *   request.c   on the loop: a request parsed and checked into a job
  *   job.c       on a pool thread: the query, run with the blocking driver
+ *   batch.c     on a pool thread: waiting gets by ObjectId, run as one find
  *   json.c      on a pool thread: a document as relaxed Extended JSON
  *   reply.c     on the loop: a job's results written to its request
  */
@@ -27,7 +28,8 @@ struct http_req;
 
 #define NS_MAX       255            /* "database.collection", as mongod limits it */
 #define RM_SOCKET_MARGIN_MS 1000    /* socketTimeoutMS past max_time_ms, unless the URI sets it */
-#define RM_HEARTBEAT_MS 10000       /* the driver's heartbeatFrequencyMS for a pool of clients */
+#define RM_HEARTBEAT_MS 10000
+#define RM_GET_BATCH_MAX 1000       /* get_batch's limit */       /* the driver's heartbeatFrequencyMS for a pool of clients */
 
 struct rm_conf {
 	char *uri;
@@ -35,6 +37,7 @@ struct rm_conf {
 	char **collections;          /* NULL-terminated; "*" is kept out of it */
 	bool all_collections;
 	long long default_limit, max_limit, max_time_ms, threads, queue_limit;
+	long long get_batch;         /* gets by ObjectId one find may answer (batch.c) */
 	long long stream_timeout_ms;     /* a streamed list's whole time */
 };
 
@@ -52,6 +55,7 @@ struct readmongo {
 	TAILQ_HEAD(, rm_job) jobs;   /* submitted and not yet answered */
 	int stopping;
 	uint64_t errors[RM_ERR_KINDS];   /* answers that were errors of the backend */
+	uint64_t batched_gets;       /* gets answered by a find shared with others */
 	/* The options of every get and every count: the same for all, read-only. */
 	bson_t *get_opts, *count_opts;
 
@@ -125,6 +129,9 @@ struct rm_job {
 	enum rm_op op;
 	char coll[NS_MAX + 1];
 	bson_t *filter;
+	bool by_oid;                 /* a get whose id is an ObjectId: oid */
+	bson_oid_t oid;
+	bool answered, batched;      /* batch.c's: found in a shared find's answer */
 	const bson_t *opts;          /* opts_own, or the route's get_opts or count_opts */
 	bson_t *opts_own;
 	int64_t queued_at;           /* bson_get_monotonic_time() */
@@ -160,6 +167,16 @@ void rm_handle(void *state, struct http_req *req, const char *subpath);
 /* job.c */
 void rm_job_run(struct pool_job *pj, void *thread);
 void rm_job_cancel(struct pool_job *pj);
+void rm_run_get(struct rm_job *j, mongoc_collection_t *coll, struct rm_thread *t);
+void rm_not_found(struct rm_job *j);
+bool rm_find(mongoc_collection_t *coll, const bson_t *cmd, struct rm_thread *t, bson_t *reply,
+    bson_error_t *error);
+bool rm_first_batch(const bson_t *reply, bson_iter_t *batch, int64_t *cursor_id);
+void rm_kill_cursor(mongoc_collection_t *coll, int64_t cursor_id, struct rm_thread *t);
+void rm_driver_error(struct rm_job *j, struct rm_error *e, const bson_error_t *error);
+bool rm_found_down(struct rm_job *j);
+int rm_append_doc(struct evbuffer *buf, const bson_t *doc, bool comma, struct rm_thread *t);
+mongoc_collection_t *rm_thread_collection(struct rm_thread *t, const char *db, const char *name);
 /* A list's cursor and client, released (may talk to MongoDB: killCursors). */
 void rm_cursor_close(struct rm_job *j);
 void rm_set_error(struct rm_error *e, int status, const char *code, const char *fmt, ...)
@@ -172,6 +189,9 @@ void rm_set_error(struct rm_error *e, int status, const char *code, const char *
  */
 int rm_json_doc(struct evbuffer *out, const bson_t *doc, struct rm_json_buf *buf);
 void rm_json_buf_free(struct rm_json_buf *buf);
+
+/* batch.c: lead and the gets like it that wait, in one find (or lead alone). */
+void rm_run_gets(struct rm_job *lead, mongoc_collection_t *coll, struct rm_thread *t);
 
 /* reply.c */
 struct rm_job *rm_job_new(struct readmongo *rm, struct http_req *req, enum rm_op op,

@@ -178,6 +178,8 @@ deliver_end(struct pool_msg *m)
 	struct rm_job *j = container_of(m, struct rm_job, end_msg);
 
 	TAILQ_REMOVE(&j->rm->jobs, j, link);
+	if (j->batched)
+		j->rm->batched_gets++;
 	if (j->err.status != 0)
 		count_error(j->rm, j->err.code);
 	if (j->req == NULL) {

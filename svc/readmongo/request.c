@@ -158,7 +158,6 @@ static void
 get(struct readmongo *rm, struct http_req *req, const char *coll, const char *id)
 {
 	struct rm_job *j;
-	bson_oid_t oid;
 
 	if ((j = rm_job_new(rm, req, OP_GET, coll)) == NULL) {
 		http_error(req, 503, "overloaded", "out of memory");
@@ -166,8 +165,9 @@ get(struct readmongo *rm, struct http_req *req, const char *coll, const char *id
 	}
 	j->filter = bson_new();
 	if (strlen(id) == 24 && bson_oid_is_valid(id, 24)) {
-		bson_oid_init_from_string(&oid, id);
-		BSON_APPEND_OID(j->filter, "_id", &oid);
+		bson_oid_init_from_string(&j->oid, id);
+		BSON_APPEND_OID(j->filter, "_id", &j->oid);
+		j->by_oid = true;
 	} else {
 		BSON_APPEND_UTF8(j->filter, "_id", id);
 	}

@@ -198,6 +198,9 @@ rm_stats(void *state, svc_emit emit, void *ctx)
 	    .value = pool_depth(rm->pool) };
 
 	emit(ctx, &f);
+	f = (struct svc_figure){ .name = "readmongo_batched_gets_total", .kind = SVC_COUNTER,
+	    .value = rm->batched_gets };
+	emit(ctx, &f);
 	f = (struct svc_figure){ .name = "readmongo_errors_total", .kind = SVC_COUNTER,
 	    .label = "kind" };
 	for (int k = 0; k < RM_ERR_KINDS; k++) {
