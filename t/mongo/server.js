@@ -340,7 +340,15 @@ function encodeOpReply(responseTo, doc, flags = 0) {
  */
 const DEFAULT_FAULT_CMDS = ['find', 'getMore', 'aggregate', 'count', 'distinct'];
 const faults = { delayMs: 0, error: 0, errmsg: '', drop: 0, maxtime: true, cmds: new Set(DEFAULT_FAULT_CMDS) };
+// hold: the faulted commands wait, whatever their maxTimeMS, until released,
+// so that a test can line up what queues behind them without timing.
+let hold = null; // { promise, release }
+function setHold(on) {
+  if (on && !hold) { let release; const promise = new Promise((r) => { release = r; }); hold = { promise, release }; }
+  if (!on && hold) { hold.release(); hold = null; }
+}
 function clearFaults() {
+  setHold(false);
   Object.assign(faults, { delayMs: 0, error: 0, errmsg: '', drop: 0, maxtime: true, cmds: new Set(DEFAULT_FAULT_CMDS) });
 }
 const CODE_NAMES = {
@@ -602,6 +610,7 @@ async function runCommand(conn, raw, db, viaOpQuery) {
   const cmd = toView(raw); // handlers use raw where exact BSON types matter
 
   if (faults.cmds.has(canon)) {
+    if (hold) await hold.promise;
     if (faults.drop > 0) { faults.drop--; return DROP; }
     if (faults.delayMs > 0) {
       // A real server stops at maxTimeMS; for getMore the find's budget is
@@ -707,7 +716,7 @@ function refuse() {
 
 /* ---------------------------------------------------------------- 7. control
  * Tiny HTTP API; parameters come from the query string and/or a JSON body.
- *   /fault?delay_ms=N&error=CODE&errmsg=..&drop=N&refuse=0|1&maxtime=0|1&cmds=find,count
+ *   /fault?delay_ms=N&error=CODE&errmsg=..&drop=N&refuse=0|1&maxtime=0|1&hold=0|1&cmds=find,count
  *   /clear   /stats[?reset=1]   /seed (body = seed JSON)   /dump?db=&coll=
  */
 async function control(req, body) {
@@ -715,7 +724,7 @@ async function control(req, body) {
   const p = Object.fromEntries(url.searchParams);
   if (url.pathname !== '/seed' && body.trim()) Object.assign(p, JSON.parse(body));
   const faultView = () => ({ delay_ms: faults.delayMs, error: faults.error, errmsg: faults.errmsg, drop: faults.drop,
-    maxtime: faults.maxtime, cmds: [...faults.cmds], refusing: !server.listening });
+    maxtime: faults.maxtime, cmds: [...faults.cmds], hold: hold !== null, refusing: !server.listening });
   switch (url.pathname) {
     case '/fault':
       if (p.delay_ms !== undefined) faults.delayMs = Number(p.delay_ms) || 0;
@@ -723,6 +732,7 @@ async function control(req, body) {
       if (p.drop !== undefined) faults.drop = Number(p.drop) || 0;
       if (p.maxtime !== undefined) faults.maxtime = String(p.maxtime) !== '0' && p.maxtime !== false;
       if (p.cmds !== undefined) faults.cmds = new Set(String(p.cmds).split(',').filter(Boolean));
+      if (p.hold !== undefined) setHold(String(p.hold) !== '0' && p.hold !== false);
       if (p.refuse !== undefined) {
         if (String(p.refuse) !== '0' && p.refuse !== false) await refuse();
         else if (!server.listening) await listen(listenPort); // same port again
