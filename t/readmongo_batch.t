@@ -33,6 +33,7 @@ my $c = Clusterd->new(config => { workers => 1, routes => [
     { %common, prefix => '/mongo' },
     { %common, prefix => '/one', get_batch => 1 },
     { %common, prefix => '/eight', get_batch => 8 },
+    { %common, prefix => '/four', threads => 4 },
 ] })->start;
 
 sub send_get {
@@ -94,6 +95,29 @@ ok(poll_until($Clusterd::DEADLINE,
     sub { metric('readmongo_batched_gets_total', '/mongo') == 33 + 4 + 3 }),
     'readmongo_batched_gets_total counts the gets that shared a find');
 
+# ---- four threads: still one find of gets per collection under way ----
+# The other threads leave the gets waiting for the find under way, and are
+# free for other queries meanwhile.
+@paths = map { "/items/$_" } @ids[0 .. 19];
+$m->control('/stats?reset=1');
+$m->fault(hold => 1, cmds => 'find');
+my $held = send_get("/four/items/$ids[39]");
+ok(poll_until($Clusterd::DEADLINE, sub { $m->count_of('find') >= 1 }), '/four: the first get is held');
+my @four = map { send_get("/four$_") } @paths;
+ok(poll_until($Clusterd::DEADLINE, sub { metric('readmongo_queue_depth', '/four') == 20 }),
+    '... 20 more wait for it (queue depth 20)');
+my ($cst, undef, $cbody) = $c->get('/four/items/_count');
+is_deeply([$cst, json_decode($cbody)], [200, { count => 41 }], '... while a count has a thread at once');
+is($m->count_of('find'), 1, '... and no other find started');
+$m->fault(hold => 0);
+$got = [map { finish($_) } $held, @four];
+is_deeply($got, alone('/four', "/items/$ids[39]", @paths), '... the same answers');
+# Two: the first and one for the 20. A thread that the release caught
+# between taking a get from the queue and leaving it waiting runs it in a
+# find of its own, so three at most.
+my $four_finds = $m->count_of('find') - 21;
+ok($four_finds == 2 || $four_finds == 3, "... from the first find and one or two more ($four_finds)");
+
 # ---- get_batch 1: no batches ----
 @paths = map { "/items/$_" } @ids[0 .. 9];
 ($got, $finds) = lined_up('/one', "/items/$ids[39]", @paths);
@@ -141,4 +165,7 @@ is_deeply([map { $_->[0] } @$got], [(502) x 6], 'every get of the batch: 502');
 is_deeply([map { $_->[1] } @$got[1 .. 5]], [($alone) x 5], '... with the error a get alone gets');
 $m->clear;
 
+# QUIT: a graceful stop, so the worker's cleanup runs under the sanitizers.
+is($c->stop('QUIT') >> 8, 0, 'master exits 0 after a graceful stop');
+is($c->sanitizer_report, '', 'no sanitizer report');
 done_testing;

@@ -9,7 +9,9 @@
  * get:  find {_id: ObjectId} limit 1, cycling over the ids of IDS_FILE
  * list: find {group: N} limit 20, N cycling over 0..GROUPS-1
  *
- * Prints one line: BENCH_JSON {"requests":N,"duration_us":D,"errors":E}
+ * Prints one line: BENCH_JSON {"requests":N,"duration_us":D,"errors":E,
+ * "p50_us":P,"p99_us":Q}, the percentiles of the queries' latencies: the
+ * test server's own tail, with THREADS queries in flight.
  */
 #include <mongoc/mongoc.h>
 #include <pthread.h>
@@ -19,6 +21,7 @@
 #include <time.h>
 
 #define MAX_IDS 100000
+#define MAX_SAMPLES 2000000         /* latencies kept per thread */
 
 static mongoc_client_pool_t *pool;
 static int list_mode, ngroups;
@@ -29,6 +32,7 @@ static double end_at;
 struct counts {
 	long requests, errors;
 	int seed;
+	float *lat_us;               /* one per request, up to MAX_SAMPLES */
 };
 
 static double
@@ -64,11 +68,14 @@ run(void *arg)
 			opts = BCON_NEW("limit", BCON_INT64(1), "singleBatch", BCON_BOOL(true));
 		}
 		i++;
+		double t = now();
 		cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
 		while (mongoc_cursor_next(cur, &doc))
 			;
 		if (mongoc_cursor_error(cur, &error))
 			c->errors++;
+		else if (c->requests < MAX_SAMPLES)
+			c->lat_us[c->requests++] = (float)((now() - t) * 1e6);
 		else
 			c->requests++;
 		mongoc_cursor_destroy(cur);
@@ -80,6 +87,14 @@ run(void *arg)
 	return NULL;
 }
 
+static int
+by_value(const void *a, const void *b)
+{
+	float x = *(const float *)a, y = *(const float *)b;
+
+	return (x > y) - (x < y);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -88,7 +103,8 @@ main(int argc, char **argv)
 	char line[64];
 	int nthreads, i;
 	double secs, t0;
-	long requests = 0, errors = 0;
+	long requests = 0, errors = 0, nlat = 0;
+	float *lat;
 
 	if (argc != 7) {
 		fprintf(stderr, "usage: mongo-ceiling URI get|list IDS_FILE GROUPS SECONDS THREADS\n");
@@ -125,7 +141,11 @@ main(int argc, char **argv)
 	t0 = now();
 	end_at = t0 + secs;
 	for (i = 0; i < nthreads; i++) {
-		c[i] = (struct counts){ 0, 0, i * 7 };
+		c[i] = (struct counts){ 0, 0, i * 7, malloc(MAX_SAMPLES * sizeof(float)) };
+		if (c[i].lat_us == NULL) {
+			fprintf(stderr, "mongo-ceiling: out of memory\n");
+			return 1;
+		}
 		pthread_create(&th[i], NULL, run, &c[i]);
 	}
 	for (i = 0; i < nthreads; i++) {
@@ -133,8 +153,22 @@ main(int argc, char **argv)
 		requests += c[i].requests;
 		errors += c[i].errors;
 	}
-	printf("BENCH_JSON {\"requests\":%ld,\"duration_us\":%.0f,\"errors\":%ld}\n",
-	    requests, (now() - t0) * 1e6, errors);
+	double took = now() - t0;
+	if ((lat = malloc((size_t)(requests > 0 ? requests : 1) * sizeof(float))) == NULL) {
+		fprintf(stderr, "mongo-ceiling: out of memory\n");
+		return 1;
+	}
+	for (i = 0; i < nthreads; i++) {
+		long n = c[i].requests < MAX_SAMPLES ? c[i].requests : MAX_SAMPLES;
+		memcpy(lat + nlat, c[i].lat_us, (size_t)n * sizeof(float));
+		nlat += n;
+		free(c[i].lat_us);
+	}
+	qsort(lat, (size_t)nlat, sizeof(float), by_value);
+	printf("BENCH_JSON {\"requests\":%ld,\"duration_us\":%.0f,\"errors\":%ld,"
+	    "\"p50_us\":%.0f,\"p99_us\":%.0f}\n", requests, took * 1e6, errors,
+	    nlat > 0 ? lat[nlat / 2] : 0.0, nlat > 0 ? lat[nlat * 99 / 100] : 0.0);
+	free(lat);
 	mongoc_client_pool_destroy(pool);
 	mongoc_uri_destroy(uri);
 	mongoc_cleanup();

@@ -2,14 +2,22 @@
  * readmongo on a pool thread: gets by ObjectId that wait in the queue of
  * the pool, answered together by one find, {_id: {$in: [...]}}.
  *
- * Why: on 2 cores most of a get's cost is not the query but the round
- * trip around it: the thread's sleep and wake-up for MongoDB's answer,
- * the driver's work per command (server selection, session) and the
- * loop's wake-up for the result. A thread that takes a get while others
- * wait takes up to get_batch - 1 of them along and pays all that once.
- * Nothing waits to form a batch: a get that finds a thread free runs
- * alone, so batches grow only while the threads are all busy, which is
- * when the saving is needed (DataLoader's idea, without its timer).
+ * Why: most of a get's cost is not the query but the round trip around
+ * it: the thread's sleep and wake-up for MongoDB's answer (on a 2-vCPU VM
+ * a context switch costs tens of microseconds), the driver's work per
+ * command (server selection, session) and the loop's wake-up for the
+ * result. A thread that takes a get takes up to get_batch - 1 more of the
+ * same collection along and pays all that once.
+ *
+ * One find of gets per collection is under way at a time: a thread that
+ * takes a get while one is leaves it waiting (gets_waiting) and goes on
+ * to other work, and the thread of the find under way runs the waiting
+ * gets as its next batch as soon as it is back. So gets do not spread
+ * thinly over the threads (many small finds, a context switch each);
+ * lists and counts still have every thread. Nothing waits to form a
+ * batch: a get that finds no find of its collection under way starts
+ * one at once (DataLoader's idea, without its timer), so batches grow
+ * with the load, which is when the saving is needed.
  *
  * Every get still reads what its own find would have read: the batch is
  * sent after each of its gets arrived, with the route's read preference,
@@ -144,33 +152,123 @@ run_batch(struct rm_job **jobs, size_t n, mongoc_collection_t *coll, struct rm_t
 		rm_kill_cursor(coll, cursor_id, t);
 }
 
-void
-rm_run_gets(struct rm_job *lead, mongoc_collection_t *coll, struct rm_thread *t)
+/*
+ * j's collection is free: a slot of gets_running is j's (its index), or
+ * -1 and j waits in gets_waiting for the thread of the find under way.
+ */
+static int
+begin(struct rm_job *j)
 {
-	struct pool_job *taken[RM_GET_BATCH_MAX - 1];
-	struct rm_job *jobs[RM_GET_BATCH_MAX];
-	size_t n, k = 1;
+	struct readmongo *rm = j->rm;
+	int slot = -1;
 
-	n = pool_take(lead->rm->pool, same_get, lead, taken, (size_t)lead->rm->conf->get_batch - 1);
-	jobs[0] = lead;
+	pthread_mutex_lock(&rm->gets_mu);
+	for (int i = 0; i < (int)rm->conf->threads; i++) {
+		if (rm->gets_running[i][0] == '\0') {
+			if (slot == -1)
+				slot = i;
+		} else if (strcmp(rm->gets_running[i], j->coll) == 0) {
+			STAILQ_INSERT_TAIL(&rm->gets_waiting, j, wait_link);
+			__atomic_store_n(&rm->gets_waiting_n, rm->gets_waiting_n + 1, __ATOMIC_RELAXED);
+			slot = -2;
+			break;
+		}
+	}
+	/* A slot per thread, and this thread holds none: one is free. */
+	if (slot >= 0)
+		memcpy(rm->gets_running[slot], j->coll, sizeof(j->coll));
+	pthread_mutex_unlock(&rm->gets_mu);
+	return slot >= 0 ? slot : -1;
+}
+
+/* Up to max gets of coll out of gets_waiting, into out: how many. gets_mu held. */
+static size_t
+take_locked(struct readmongo *rm, const char *coll, struct rm_job **out, size_t max)
+{
+	struct rm_job *j, *next;
+	size_t n = 0;
+
+	for (j = STAILQ_FIRST(&rm->gets_waiting); j != NULL && n < max; j = next) {
+		next = STAILQ_NEXT(j, wait_link);
+		if (strcmp(j->coll, coll) != 0)
+			continue;
+		STAILQ_REMOVE(&rm->gets_waiting, j, rm_job, wait_link);
+		__atomic_store_n(&rm->gets_waiting_n, rm->gets_waiting_n - 1, __ATOMIC_RELAXED);
+		out[n++] = j;
+	}
+	return n;
+}
+
+/* The next get waiting for this slot's collection, or NULL and the slot is free. */
+static struct rm_job *
+next_or_end(struct readmongo *rm, int slot)
+{
+	struct rm_job *j = NULL;
+
+	pthread_mutex_lock(&rm->gets_mu);
+	if (take_locked(rm, rm->gets_running[slot], &j, 1) == 0)
+		rm->gets_running[slot][0] = '\0';
+	pthread_mutex_unlock(&rm->gets_mu);
+	return j;
+}
+
+/*
+ * One batch: lead, the gets waiting for it, then those still queued, up
+ * to get_batch in all, run as one find (or lead alone), and their ends
+ * posted: from then on the loop may free them.
+ */
+static void
+run_once(struct rm_job *lead, mongoc_collection_t *coll, struct rm_thread *t)
+{
+	struct rm_job *all[RM_GET_BATCH_MAX], *jobs[RM_GET_BATCH_MAX];
+	struct pool_job *taken[RM_GET_BATCH_MAX];
+	struct readmongo *rm = lead->rm;
+	size_t max = (size_t)rm->conf->get_batch, n = 1, k = 0, q;
+	int64_t now;
+
+	all[0] = lead;
+	pthread_mutex_lock(&rm->gets_mu);
+	n += take_locked(rm, lead->coll, all + 1, max - 1);
+	pthread_mutex_unlock(&rm->gets_mu);
+	q = pool_take(rm->pool, same_get, lead, taken, max - n);
+	for (size_t i = 0; i < q; i++)
+		all[n++] = container_of(taken[i], struct rm_job, job);
+	now = bson_get_monotonic_time();
 	for (size_t i = 0; i < n; i++) {
-		struct rm_job *j = container_of(taken[i], struct rm_job, job);
-		j->run_at = lead->run_at;
-		if (rm_found_down(j))
-			pool_post(j->rm->pool, &j->end_msg);
+		all[i]->run_at = now;
+		if (rm_found_down(all[i]))
+			pool_post(rm->pool, &all[i]->end_msg);
 		else
-			jobs[k++] = j;
+			jobs[k++] = all[i];
 	}
 	if (k == 1) {
-		rm_run_get(lead, coll, t);
-		return;
+		rm_run_get(jobs[0], coll, t);
+	} else if (k > 1) {
+		qsort(jobs, k, sizeof(*jobs), by_oid);
+		run_batch(jobs, k, coll, t);
+		for (size_t i = 0; i < k; i++)
+			jobs[i]->batched = true;
 	}
-	qsort(jobs, k, sizeof(*jobs), by_oid);
-	run_batch(jobs, k, coll, t);
-	/* The lead's end is posted by rm_job_run(), after this returns. */
-	for (size_t i = 0; i < k; i++) {
-		jobs[i]->batched = true;
-		if (jobs[i] != lead)
-			pool_post(lead->rm->pool, &jobs[i]->end_msg);
-	}
+	for (size_t i = 0; i < k; i++)
+		pool_post(rm->pool, &jobs[i]->end_msg);
+}
+
+void
+rm_run_gets(struct rm_job *j, struct rm_thread *t)
+{
+	struct readmongo *rm = j->rm;
+	mongoc_collection_t *coll = rm_thread_collection(t, rm->conf->database, j->coll);
+	int slot;
+
+	if ((slot = begin(j)) == -1)
+		return;              /* it waits: the find under way takes it next */
+	do
+		run_once(j, coll, t);
+	while ((j = next_or_end(rm, slot)) != NULL);
+}
+
+size_t
+rm_gets_waiting(struct readmongo *rm)
+{
+	return __atomic_load_n(&rm->gets_waiting_n, __ATOMIC_RELAXED);
 }

@@ -346,9 +346,7 @@ run_query(struct rm_job *j, struct rm_thread *t)
 		return;
 	}
 	coll = rm_thread_collection(t, j->rm->conf->database, j->coll);
-	if (j->op == OP_GET && j->by_oid && j->rm->conf->get_batch > 1)
-		rm_run_gets(j, coll, t);
-	else if (j->op == OP_GET)
+	if (j->op == OP_GET)
 		rm_run_get(j, coll, t);
 	else
 		run_count(j, coll);
@@ -364,6 +362,11 @@ rm_job_run(struct pool_job *pj, void *thread)
 		j->stop = 1;         /* a list's first step, or a get or count: it ends here */
 	if (j->op == OP_LIST) {
 		list_step(j, thread); /* it posts what it made; the job is the loop's again */
+		return;
+	}
+	if (!j->stop && j->op == OP_GET && j->by_oid && j->rm->conf->get_batch > 1 &&
+	    thread != NULL) {
+		rm_run_gets(j, thread);  /* it posts the ends of the gets it ran */
 		return;
 	}
 	if (!j->stop)

@@ -56,6 +56,16 @@ struct readmongo {
 	int stopping;
 	uint64_t errors[RM_ERR_KINDS];   /* answers that were errors of the backend */
 	uint64_t batched_gets;       /* gets answered by a find shared with others */
+
+	/*
+	 * batch.c's: the collections that a find of gets is under way for
+	 * (conf->threads slots, "" when free), and the gets a thread found
+	 * waiting for one of them: the thread running it takes them next.
+	 */
+	pthread_mutex_t gets_mu;
+	char (*gets_running)[NS_MAX + 1];
+	STAILQ_HEAD(, rm_job) gets_waiting;
+	size_t gets_waiting_n;
 	/* The options of every get and every count: the same for all, read-only. */
 	bson_t *get_opts, *count_opts;
 
@@ -132,6 +142,7 @@ struct rm_job {
 	bool by_oid;                 /* a get whose id is an ObjectId: oid */
 	bson_oid_t oid;
 	bool answered, batched;      /* batch.c's: found in a shared find's answer */
+	STAILQ_ENTRY(rm_job) wait_link;  /* in gets_waiting */
 	const bson_t *opts;          /* opts_own, or the route's get_opts or count_opts */
 	bson_t *opts_own;
 	int64_t queued_at;           /* bson_get_monotonic_time() */
@@ -190,8 +201,14 @@ void rm_set_error(struct rm_error *e, int status, const char *code, const char *
 int rm_json_doc(struct evbuffer *out, const bson_t *doc, struct rm_json_buf *buf);
 void rm_json_buf_free(struct rm_json_buf *buf);
 
-/* batch.c: lead and the gets like it that wait, in one find (or lead alone). */
-void rm_run_gets(struct rm_job *lead, mongoc_collection_t *coll, struct rm_thread *t);
+/*
+ * batch.c: a get by ObjectId, with the gets like it that wait, in one find
+ * (or alone); their ends posted. Or, while a find of gets of its
+ * collection is under way, j waits for that find's thread to take it.
+ */
+void rm_run_gets(struct rm_job *j, struct rm_thread *t);
+/* Gets waiting for a find under way: they count against queue_limit too. */
+size_t rm_gets_waiting(struct readmongo *rm);
 
 /* reply.c */
 struct rm_job *rm_job_new(struct readmongo *rm, struct http_req *req, enum rm_op op,

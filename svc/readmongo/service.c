@@ -175,13 +175,19 @@ rm_init(const struct route_conf *route, const struct worker_info *w)
 	rm->base = w->base;
 	TAILQ_INIT(&rm->jobs);
 	pthread_mutex_init(&rm->down_mu, NULL);
-	if (fixed_opts(rm) == -1 || (rm->clients = clients_new(c, route->prefix)) == NULL ||
+	pthread_mutex_init(&rm->gets_mu, NULL);
+	STAILQ_INIT(&rm->gets_waiting);
+	if (fixed_opts(rm) == -1 ||
+	    (rm->gets_running = calloc((size_t)c->threads, sizeof(*rm->gets_running))) == NULL ||
+	    (rm->clients = clients_new(c, route->prefix)) == NULL ||
 	    (rm->pool = pool_new(w->base, (int)c->threads, (size_t)c->queue_limit,
 		thread_client, thread_client_done, rm->clients)) == NULL) {
 		log_error("route %s: cannot start the MongoDB threads", route->prefix);
 		if (rm->clients != NULL)
 			mongoc_client_pool_destroy(rm->clients);
 		fixed_opts_free(rm);
+		free(rm->gets_running);
+		pthread_mutex_destroy(&rm->gets_mu);
 		pthread_mutex_destroy(&rm->down_mu);
 		free(rm);
 		return NULL;
@@ -195,7 +201,7 @@ rm_stats(void *state, svc_emit emit, void *ctx)
 {
 	struct readmongo *rm = state;
 	struct svc_figure f = { .name = "readmongo_queue_depth", .kind = SVC_GAUGE,
-	    .value = pool_depth(rm->pool) };
+	    .value = pool_depth(rm->pool) + rm_gets_waiting(rm) };
 
 	emit(ctx, &f);
 	f = (struct svc_figure){ .name = "readmongo_batched_gets_total", .kind = SVC_COUNTER,
@@ -225,6 +231,8 @@ rm_shutdown(void *state)
 	pool_free(rm->pool);
 	mongoc_client_pool_destroy(rm->clients);
 	fixed_opts_free(rm);
+	free(rm->gets_running);
+	pthread_mutex_destroy(&rm->gets_mu);
 	pthread_mutex_destroy(&rm->down_mu);
 	free(rm);
 }
