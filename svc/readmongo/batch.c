@@ -153,16 +153,15 @@ run_batch(struct rm_job **jobs, size_t n, mongoc_collection_t *coll, struct rm_t
 }
 
 /*
- * j's collection is free: a slot of gets_running is j's (its index), or
- * -1 and j waits in gets_waiting for the thread of the find under way.
+ * With gets_mu held: if a find of gets of j's collection is under way, j
+ * waits for it in gets_waiting (-2); else the first free slot (-1: none).
  */
 static int
-begin(struct rm_job *j)
+wait_or_slot(struct rm_job *j)
 {
 	struct readmongo *rm = j->rm;
 	int slot = -1;
 
-	pthread_mutex_lock(&rm->gets_mu);
 	for (int i = 0; i < (int)rm->conf->threads; i++) {
 		if (rm->gets_running[i][0] == '\0') {
 			if (slot == -1)
@@ -170,15 +169,41 @@ begin(struct rm_job *j)
 		} else if (strcmp(rm->gets_running[i], j->coll) == 0) {
 			STAILQ_INSERT_TAIL(&rm->gets_waiting, j, wait_link);
 			__atomic_store_n(&rm->gets_waiting_n, rm->gets_waiting_n + 1, __ATOMIC_RELAXED);
-			slot = -2;
-			break;
+			return -2;
 		}
 	}
+	return slot;
+}
+
+/* On a pool thread: j's slot of gets_running, or -1 and j waits. */
+static int
+begin(struct rm_job *j)
+{
+	int slot;
+
+	pthread_mutex_lock(&j->rm->gets_mu);
 	/* A slot per thread, and this thread holds none: one is free. */
-	if (slot >= 0)
-		memcpy(rm->gets_running[slot], j->coll, sizeof(j->coll));
-	pthread_mutex_unlock(&rm->gets_mu);
+	if ((slot = wait_or_slot(j)) >= 0)
+		memcpy(j->rm->gets_running[slot], j->coll, sizeof(j->coll));
+	pthread_mutex_unlock(&j->rm->gets_mu);
 	return slot >= 0 ? slot : -1;
+}
+
+/*
+ * On the loop, instead of the queue: a get waits for the find under way
+ * of its collection, if there is one, without waking a thread for it.
+ */
+bool
+rm_gets_wait(struct rm_job *j)
+{
+	bool waits;
+
+	if (j->op != OP_GET || !j->by_oid || j->rm->conf->get_batch < 2)
+		return false;
+	pthread_mutex_lock(&j->rm->gets_mu);
+	waits = wait_or_slot(j) == -2;
+	pthread_mutex_unlock(&j->rm->gets_mu);
+	return waits;
 }
 
 /* Up to max gets of coll out of gets_waiting, into out: how many. gets_mu held. */

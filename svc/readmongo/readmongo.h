@@ -207,6 +207,8 @@ void rm_json_buf_free(struct rm_json_buf *buf);
  * collection is under way, j waits for that find's thread to take it.
  */
 void rm_run_gets(struct rm_job *j, struct rm_thread *t);
+/* On the loop: j waits for a find of gets under way (true), or goes to the queue. */
+bool rm_gets_wait(struct rm_job *j);
 /* Gets waiting for a find under way: they count against queue_limit too. */
 size_t rm_gets_waiting(struct readmongo *rm);
 

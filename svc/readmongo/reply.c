@@ -232,7 +232,7 @@ rm_submit(struct readmongo *rm, struct rm_job *j)
 	j->queued_at = bson_get_monotonic_time();
 	/* The gets waiting for a find under way wait in the queue's stead. */
 	if (pool_depth(rm->pool) + rm_gets_waiting(rm) >= (size_t)rm->conf->queue_limit ||
-	    pool_submit(rm->pool, &j->job) == -1) {
+	    (!rm_gets_wait(j) && pool_submit(rm->pool, &j->job) == -1)) {
 		rm->errors[RM_ERR_OVERLOADED]++;
 		http_error(j->req, 503, "overloaded", "too many queries are waiting for "
 		    "MongoDB (queue_limit %lld); try again later", rm->conf->queue_limit);
