@@ -1,7 +1,8 @@
 /*
  * The generic thread pool: jobs run on pool threads with the context their
  * thread_init made, results come back on the loop in the order posted, the
- * queue is bounded, and freeing the pool cancels what never ran.
+ * queue is bounded, freeing the pool cancels what never ran, and a running
+ * job can take queued jobs that match along (pool_take).
  */
 #include "config.h"
 
@@ -30,8 +31,12 @@ struct job {
 	struct pool_msg done;
 	int id;
 	int gated;                   /* waits until gate_open */
+	int taker;                   /* then takes the even ids queued, 3 at most */
 	int was_cancelled;
 };
+
+static int took[NJOBS], ntook;
+static size_t depth_after_take;
 
 static void *
 thread_init(void *arg)
@@ -70,6 +75,13 @@ deliver(struct pool_msg *m)
 	free(j);
 }
 
+static int
+even(struct pool_job *pj, void *arg)
+{
+	(void)arg;
+	return container_of(pj, struct job, pj)->id % 2 == 0;
+}
+
 static void
 run(struct pool_job *pj, void *ctx)
 {
@@ -86,6 +98,16 @@ run(struct pool_job *pj, void *ctx)
 		while (!gate_open)
 			pthread_cond_wait(&cv, &mu);
 		pthread_mutex_unlock(&mu);
+	}
+	if (j->taker) {
+		struct pool_job *out[3];
+		size_t n = pool_take(pool, even, NULL, out, 3);
+		depth_after_take = pool_depth(pool);
+		for (size_t i = 0; i < n; i++) {
+			struct job *t = container_of(out[i], struct job, pj);
+			took[ntook++] = t->id;
+			pool_post(pool, &t->done);
+		}
 	}
 	pool_post(pool, &j->done);
 }
@@ -182,6 +204,41 @@ main(void)
 	is_int(bad_ctx, 0, "every job saw its thread's context");
 	pool_free(pool);
 	is_int(finis, 1, "thread_fini ran when the pool was freed");
+
+	/*
+	 * pool_take: one thread, held at the gate by a job that then takes
+	 * the even ids of the ten queued behind it: 2, 4 and 6, in order. The
+	 * other seven run as usual, each once, and the thread does not wait
+	 * on the posts of the three taken (the pool would not drain).
+	 */
+	delivered = norder = 0;
+	gate_open = 0;
+	pool = pool_new(base, 1, NJOBS, thread_init, thread_fini, NULL);
+	{
+		struct job *t = job_new(0, 1);
+		t->taker = 1;
+		pool_submit(pool, &t->pj);
+	}
+	ok(wait_depth(0), "pool_take: the taker runs");
+	for (int i = 1; i <= 10; i++)
+		submit(i, 0);
+	open_gate();
+	loop_until(base, 11);
+	is_int(ntook, 3, "pool_take took max jobs");
+	ok(ntook == 3 && took[0] == 2 && took[1] == 4 && took[2] == 6, "... the matching ones, in queue order");
+	is_int((long long)depth_after_take, 7, "... out of the queue");
+	is_int(delivered, 11, "every job delivered");
+	{
+		int seen[11] = { 0 }, once = 1;
+		for (int i = 0; i < norder; i++)
+			if (order[i] >= 0 && order[i] <= 10)
+				seen[order[i]]++;
+		for (int i = 0; i <= 10; i++)
+			once &= seen[i] == 1;
+		ok(once, "... each once");
+	}
+	pool_free(pool);
+	gate_open = 0;
 
 	/* Two threads held at a gate, a bounded queue of three behind them. */
 	inits = finis = delivered = norder = 0;
