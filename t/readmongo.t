@@ -318,6 +318,8 @@ for my $case (
     [ { max_time_ms => 0 }, 'routes[0].max_time_ms: 0 is out of range (1 to 3600000)' ],
     [ { threads => 65 }, 'routes[0].threads: 65 is out of range (1 to 64)' ],
     [ { queue_limit => 'x' }, 'routes[0].queue_limit: expected an integer, got string' ],
+    [ { get_batch => 0 }, 'routes[0].get_batch: 0 is out of range (1 to 1000)' ],
+    [ { get_batch => 1001 }, 'routes[0].get_batch: 1001 is out of range (1 to 1000)' ],
     [ { colections => ['users'] }, 'routes[0].colections: unknown key' ],
 ) {
     my ($opts, $want) = @$case;
