@@ -11,6 +11,7 @@
 use strict;
 use warnings;
 use Test::More;
+use IO::Select;
 use IO::Socket::INET;
 use Clusterd qw(poll_until json_decode);
 use MongoTest qw(oid);
@@ -117,6 +118,26 @@ is_deeply($got, alone('/four', "/items/$ids[39]", @paths), '... the same answers
 # find of its own, so three at most.
 my $four_finds = $m->count_of('find') - 21;
 ok($four_finds == 2 || $four_finds == 3, "... from the first find and one or two more ($four_finds)");
+
+# ---- other queries are not kept waiting by a stream of gets ----
+# One thread: a get's find is held, three gets wait for it, a count waits
+# in the queue. Then every find takes 2 s. The count runs before the
+# three gets' find, not after it.
+$m->control('/stats?reset=1');
+$m->fault(hold => 1, cmds => 'find');
+my $lead = send_get("/mongo/items/$ids[39]");
+ok(poll_until($Clusterd::DEADLINE, sub { $m->count_of('find') >= 1 }), 'fair: a get is held');
+my @gets = map { send_get("/mongo/items/$_") } @ids[0 .. 2];
+my $count = send_get('/mongo/items/_count');
+ok(poll_until($Clusterd::DEADLINE, sub { metric('readmongo_queue_depth', '/mongo') == 4 }),
+    '... three gets and a count wait');
+$m->fault(delay_ms => 2000, maxtime => 0);
+$m->fault(hold => 0);
+my $cr = finish($count);
+is_deeply([$cr->[0], json_decode($cr->[1])], [200, { count => 41 }], '... the count answers');
+is(scalar(grep { IO::Select->new($_)->can_read(0) } @gets), 0, '... before the three gets');
+is_deeply([map { finish($_)->[0] } $lead, @gets], [200, 200, 200, 200], '... which answer then');
+$m->clear;
 
 # ---- get_batch 1: no batches ----
 @paths = map { "/items/$_" } @ids[0 .. 9];

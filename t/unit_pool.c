@@ -101,9 +101,9 @@ run(struct pool_job *pj, void *ctx)
 	}
 	if (j->taker) {
 		struct pool_job *out[3];
-		size_t n = pool_take(pool, even, NULL, out, 3);
+		size_t got = pool_take(pool, even, NULL, out, 3);
 		depth_after_take = pool_depth(pool);
-		for (size_t i = 0; i < n; i++) {
+		for (size_t i = 0; i < got; i++) {
 			struct job *t = container_of(out[i], struct job, pj);
 			took[ntook++] = t->id;
 			pool_post(pool, &t->done);

@@ -183,15 +183,20 @@ pool_take(struct pool *p, int (*match)(struct pool_job *job, void *arg), void *a
 	STAILQ_CONCAT(&keep, &p->queue);
 	STAILQ_INIT(&p->queue);
 	STAILQ_CONCAT(&p->queue, &keep);
-	pthread_mutex_unlock(&p->mu);
 	/*
 	 * Their posts to the semaphore, taken back so that no thread wakes for
-	 * them. A post not made yet (its submit() has queued the job and not
-	 * yet posted) wakes a thread later to an empty queue, which it allows.
+	 * them, under the mutex: outside it, a thread woken for a taken job
+	 * could find the queue empty and go back to sleep, and the trywait
+	 * then eat the post of a job queued after, which would wait with no
+	 * post until the next submit. Under it, the count plus the threads
+	 * woken but not yet at the queue stays at least the queue's length.
+	 * A post not made yet (its submit() has queued the job and not yet
+	 * posted) wakes a thread later to an empty queue, which it allows.
 	 */
 	for (size_t i = 0; i < n; i++)
 		if (sem_trywait(&p->work) == -1)
 			break;
+	pthread_mutex_unlock(&p->mu);
 	return n;
 }
 

@@ -140,16 +140,21 @@ run_batch(struct rm_job **jobs, size_t n, mongoc_collection_t *coll, struct rm_t
 			hand_out(jobs, n, &doc, t);
 	}
 	bson_destroy(&reply);
+	/*
+	 * Cut short: the cursor closed first (the session the driver hands
+	 * out next is, most likely, the one it was opened in), then the rest
+	 * alone.
+	 */
+	if (cursor_id != 0)
+		rm_kill_cursor(coll, cursor_id, t);
 	for (size_t i = 0; i < n; i++) {
 		if (jobs[i]->answered)
 			continue;
 		if (cursor_id == 0)
 			rm_not_found(jobs[i]);
 		else
-			rm_run_get(jobs[i], coll, t);   /* cut short: the rest alone */
+			rm_run_get(jobs[i], coll, t);
 	}
-	if (cursor_id != 0)
-		rm_kill_cursor(coll, cursor_id, t);
 }
 
 /*
@@ -224,15 +229,27 @@ take_locked(struct readmongo *rm, const char *coll, struct rm_job **out, size_t 
 	return n;
 }
 
-/* The next get waiting for this slot's collection, or NULL and the slot is free. */
+/*
+ * The next get waiting for this slot's collection, or NULL and the slot
+ * is free. While other queries wait in the queue, the waiting gets go to
+ * its end instead, behind them: a steady stream of gets would otherwise
+ * keep the thread (with threads 1, every thread) from them for good.
+ */
 static struct rm_job *
 next_or_end(struct readmongo *rm, int slot)
 {
-	struct rm_job *j = NULL;
+	bool others = pool_depth(rm->pool) > 0;
+	struct rm_job *j = NULL, *w;
 
 	pthread_mutex_lock(&rm->gets_mu);
-	if (take_locked(rm, rm->gets_running[slot], &j, 1) == 0)
+	if (others) {
+		while (take_locked(rm, rm->gets_running[slot], &w, 1) == 1)
+			if (pool_resubmit(rm->pool, &w->job) == -1)
+				rm_job_cancel(&w->job);     /* the pool stops: it ends now */
 		rm->gets_running[slot][0] = '\0';
+	} else if (take_locked(rm, rm->gets_running[slot], &j, 1) == 0) {
+		rm->gets_running[slot][0] = '\0';
+	}
 	pthread_mutex_unlock(&rm->gets_mu);
 	return j;
 }

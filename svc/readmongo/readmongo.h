@@ -28,8 +28,8 @@ struct http_req;
 
 #define NS_MAX       255            /* "database.collection", as mongod limits it */
 #define RM_SOCKET_MARGIN_MS 1000    /* socketTimeoutMS past max_time_ms, unless the URI sets it */
-#define RM_HEARTBEAT_MS 10000
-#define RM_GET_BATCH_MAX 1000       /* get_batch's limit */       /* the driver's heartbeatFrequencyMS for a pool of clients */
+#define RM_HEARTBEAT_MS 10000       /* the driver's heartbeatFrequencyMS for a pool of clients */
+#define RM_GET_BATCH_MAX 1000       /* get_batch's limit */
 
 struct rm_conf {
 	char *uri;
