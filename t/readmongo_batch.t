@@ -55,9 +55,10 @@ sub metric {
     return $text =~ /^clusterd_\Q$name\E\{route="\Q$route\E"\} (\d+)$/m ? $1 : -1;
 }
 
-# The paths' answers, with the finds and killCursors they cost: the first
-# path alone holds the thread while the others queue behind it.
-sub lined_up {
+# With the finds held: the first path's get takes a thread and its find is
+# held, then the other paths are sent and wait (the queue depth shows them
+# all). Their sockets, the first's first.
+sub line_up {
     my ($route, $lead, @paths) = @_;
     $m->control('/stats?reset=1');
     $m->fault(hold => 1, cmds => 'find');
@@ -66,9 +67,15 @@ sub lined_up {
         "$route: the first get holds the thread");
     my @s = map { send_get("$route$_") } @paths;
     ok(poll_until($Clusterd::DEADLINE, sub { metric('readmongo_queue_depth', $route) == @paths }),
-        "$route: the other " . scalar(@paths) . ' wait in the queue');
+        "$route: the other " . scalar(@paths) . ' wait');
+    return ($first, @s);
+}
+
+# The paths' answers once released, with the finds and killCursors they cost.
+sub lined_up {
+    my @s = line_up(@_);
     $m->fault(hold => 0);
-    my @got = map { finish($_) } $first, @s;
+    my @got = map { finish($_) } @s;
     my $st = $m->stats->{commands};
     return (\@got, $st->{find} // 0, $st->{killCursors} // 0);
 }
@@ -100,13 +107,7 @@ ok(poll_until($Clusterd::DEADLINE,
 # The other threads leave the gets waiting for the find under way, and are
 # free for other queries meanwhile.
 @paths = map { "/items/$_" } @ids[0 .. 19];
-$m->control('/stats?reset=1');
-$m->fault(hold => 1, cmds => 'find');
-my $held = send_get("/four/items/$ids[39]");
-ok(poll_until($Clusterd::DEADLINE, sub { $m->count_of('find') >= 1 }), '/four: the first get is held');
-my @four = map { send_get("/four$_") } @paths;
-ok(poll_until($Clusterd::DEADLINE, sub { metric('readmongo_queue_depth', '/four') == 20 }),
-    '... 20 more wait for it (queue depth 20)');
+my ($held, @four) = line_up('/four', "/items/$ids[39]", @paths);
 my ($cst, undef, $cbody) = $c->get('/four/items/_count');
 is_deeply([$cst, json_decode($cbody)], [200, { count => 41 }], '... while a count has a thread at once');
 is($m->count_of('find'), 1, '... and no other find started');
@@ -123,14 +124,9 @@ ok($four_finds == 2 || $four_finds == 3, "... from the first find and one or two
 # One thread: a get's find is held, three gets wait for it, a count waits
 # in the queue. Then every find takes 2 s. The count runs before the
 # three gets' find, not after it.
-$m->control('/stats?reset=1');
-$m->fault(hold => 1, cmds => 'find');
-my $lead = send_get("/mongo/items/$ids[39]");
-ok(poll_until($Clusterd::DEADLINE, sub { $m->count_of('find') >= 1 }), 'fair: a get is held');
-my @gets = map { send_get("/mongo/items/$_") } @ids[0 .. 2];
-my $count = send_get('/mongo/items/_count');
-ok(poll_until($Clusterd::DEADLINE, sub { metric('readmongo_queue_depth', '/mongo') == 4 }),
-    '... three gets and a count wait');
+my ($lead, @gets) = line_up('/mongo', "/items/$ids[39]", (map { "/items/$_" } @ids[0 .. 2]),
+    '/items/_count');
+my $count = pop @gets;
 $m->fault(delay_ms => 2000, maxtime => 0);
 $m->fault(hold => 0);
 my $cr = finish($count);
@@ -169,16 +165,10 @@ is($kills, 1, '... and the cursor the batch left open was killed');
 
 # ---- an error of the shared find is every get's ----
 @paths = map { "/items/$_" } @ids[0 .. 4];
-$m->control('/stats?reset=1');
-$m->fault(hold => 1, cmds => 'find');
-my $first = send_get("/mongo/items/$ids[39]");
-ok(poll_until($Clusterd::DEADLINE, sub { $m->count_of('find') >= 1 }), 'error: the first get holds the thread');
-my @s = map { send_get("/mongo$_") } @paths;
-ok(poll_until($Clusterd::DEADLINE, sub { metric('readmongo_queue_depth', '/mongo') == @paths }),
-    '... five wait');
+my @s = line_up('/mongo', "/items/$ids[39]", @paths);
 $m->fault(error => 2, errmsg => 'bad value');
 $m->fault(hold => 0);
-$got = [map { finish($_) } $first, @s];
+$got = [map { finish($_) } @s];
 is($m->count_of('find'), 2, '... two finds');
 my ($st, undef, $alone) = $c->get("/mongo/items/$ids[0]");
 is($st, 502, 'a get alone with that error: 502');
