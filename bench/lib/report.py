@@ -406,7 +406,7 @@ def tables(summary, extras, tgts, meta):
                    " directly with no HTTP, and its CPU use (100 %% = one core) during each load:"
                    % ("one Node.js thread" if procs == 1 else "%d Node.js processes, up to %d %% CPU" % (procs, 100 * procs)))
         out.append("")
-        out.append("| query | ceiling: %s | %s | clusterd | clusterd ÷ ceiling | its CPU: ceiling · clusterd · Node http · express |"
+        out.append("| query | ceiling: %s · p99 of its queries | %s | clusterd | clusterd ÷ ceiling | its CPU: ceiling · clusterd · Node http · express |"
                    % (NAMES["libmongoc-direct"], NAMES["node-direct"]))
         out.append("|---|---|---|---|---|---|")
         for sc in mongo_rows:
@@ -414,7 +414,9 @@ def tables(summary, extras, tgts, meta):
             cpu = " · ".join("%s %%" % f(get(summary, sc, c, "mongo_cpu_pct"), "%.0f")
                              for c in ("libmongoc-direct", "clusterd", "node-http", "node-express"))
             out.append("| %s | %s | %s | %s | %s | %s |" % (
-                label, k(get(summary, sc, "libmongoc-direct", "rps")), k(get(summary, sc, "node-direct", "rps")),
+                label, "%s · %s ms" % (k(get(summary, sc, "libmongoc-direct", "rps")),
+                                       f(get(summary, sc, "libmongoc-direct", "p99_ms"))),
+                k(get(summary, sc, "node-direct", "rps")),
                 k(get(summary, sc, "clusterd", "rps")),
                 f(ratio(get(summary, sc, "clusterd", "rps"), get(summary, sc, "libmongoc-direct", "rps")), "%.2f"),
                 cpu))
