@@ -42,7 +42,7 @@ same_get(struct pool_job *pj, void *arg)
 {
 	const struct rm_job *lead = arg, *j = container_of(pj, struct rm_job, job);
 
-	return j->op == OP_GET && j->by_oid && strcmp(j->coll, lead->coll) == 0;
+	return j->batchable && strcmp(j->coll, lead->coll) == 0;
 }
 
 static int
@@ -203,7 +203,7 @@ rm_gets_wait(struct rm_job *j)
 {
 	bool waits;
 
-	if (j->op != OP_GET || !j->by_oid || j->rm->conf->get_batch < 2)
+	if (!j->batchable)
 		return false;
 	pthread_mutex_lock(&j->rm->gets_mu);
 	waits = wait_or_slot(j) == -2;

@@ -364,8 +364,7 @@ rm_job_run(struct pool_job *pj, void *thread)
 		list_step(j, thread); /* it posts what it made; the job is the loop's again */
 		return;
 	}
-	if (!j->stop && j->op == OP_GET && j->by_oid && j->rm->conf->get_batch > 1 &&
-	    thread != NULL) {
+	if (!j->stop && j->batchable && thread != NULL) {
 		rm_run_gets(j, thread);  /* it posts the ends of the gets it ran */
 		return;
 	}

@@ -139,7 +139,8 @@ struct rm_job {
 	enum rm_op op;
 	char coll[NS_MAX + 1];
 	bson_t *filter;
-	bool by_oid;                 /* a get whose id is an ObjectId: oid */
+	/* A get whose id is an ObjectId (oid), on a route with get_batch > 1. */
+	bool batchable;
 	bson_oid_t oid;
 	bool answered, batched;      /* batch.c's: found in a shared find's answer */
 	STAILQ_ENTRY(rm_job) wait_link;  /* in gets_waiting */

@@ -167,7 +167,7 @@ get(struct readmongo *rm, struct http_req *req, const char *coll, const char *id
 	if (strlen(id) == 24 && bson_oid_is_valid(id, 24)) {
 		bson_oid_init_from_string(&j->oid, id);
 		BSON_APPEND_OID(j->filter, "_id", &j->oid);
-		j->by_oid = true;
+		j->batchable = rm->conf->get_batch > 1;
 	} else {
 		BSON_APPEND_UTF8(j->filter, "_id", id);
 	}
