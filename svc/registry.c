@@ -64,6 +64,15 @@ open_module(const char *name, char *err, size_t errlen)
 		}
 	}
 	snprintf(dirs[nd++], sizeof(dirs[0]), "%s", MODULEDIR);
+	/*
+	 * libmongoc (readmongo's) initializes itself as it is loaded and keeps
+	 * its counters, which clusterd never reads, in /dev/shm/mongoc-PID,
+	 * made with O_EXCL: a process killed with -9 leaves the file behind,
+	 * and a later process given the same pid logs a warning (clusterd -t
+	 * then prints it before "ok"). Unless the environment says otherwise,
+	 * it keeps them in memory.
+	 */
+	setenv("MONGOC_DISABLE_SHM", "1", 0);
 	for (int i = 0; i < nd; i++) {
 		snprintf(path, sizeof(path), "%.*s/%.32s.so", PATH_MAX - 1, dirs[i], name);
 		if (access(path, R_OK) != 0)

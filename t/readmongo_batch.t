@@ -37,6 +37,12 @@ my $c = Clusterd->new(config => { workers => 1, routes => [
     { %common, prefix => '/four', threads => 4 },
 ] })->start;
 
+# libmongoc would keep its counters in /dev/shm/mongoc-PID, left behind by
+# a process killed with -9 and refused, with a warning, to the next with
+# that pid: clusterd tells it not to.
+ok(!-e '/dev/shm/mongoc-' . $c->pid, 'no libmongoc counters file in /dev/shm for the master');
+ok(!grep({ -e "/dev/shm/mongoc-$_" } $c->workers), '... nor for a worker');
+
 sub send_get {
     my ($path) = @_;
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $c->port) or die "connect: $!";
