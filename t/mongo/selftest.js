@@ -326,6 +326,12 @@ async function main() {
   check(ins.doc.n === 3 && (await db.collection('seq').countDocuments()) === 3, 'OP_MSG kind-1 document sequence insert');
   const dup = await db.collection('seq').insertOne({ _id: (await db.collection('seq').findOne())._id }).catch((e) => e);
   check(dup.code === 11000, 'duplicate _id -> E11000', dup.message);
+  // {_id: {$in}} comes from the _id index, as mongod's index scan: each document once, ascending _id
+  await db.collection('ord').insertMany([{ _id: 3 }, { _id: 'b' }, { _id: 1 }, { _id: 2 }]);
+  const ord = (await db.collection('ord').find({ _id: { $in: [2, 'b', 3, 1, 9, 1] } }).toArray()).map((d) => d._id);
+  check(JSON.stringify(ord) === '[1,2,3,"b"]', '_id $in: each document once, in _id order', JSON.stringify(ord));
+  const ordf = (await db.collection('ord').find({ _id: { $in: [3, 1, 2] }, x: { $exists: false } }).toArray()).map((d) => d._id);
+  check(JSON.stringify(ordf) === '[1,2,3]', '_id $in and another condition: the index, then the whole filter', JSON.stringify(ordf));
 
   // --- concurrency: 64 connections x 8 pipelined finds
   const conns = Array.from({ length: 64 }, (_, c) => rawExchange(srv.port,
