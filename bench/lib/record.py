@@ -6,7 +6,8 @@
 OUTFILE has wrk's (or mongo-direct.js's) "BENCH_JSON {...}" line. BEFORE and
 AFTER are `proc.py cpu SERVER MONGO HARNESS` lines taken around the load
 (ticks of the server's group, of the test MongoDB server, of bench/run's own
-group, i.e. wrk; then the machine's busy and total ticks). Prints the record
+group, i.e. wrk or a direct client such as mongo-ceiling; then the machine's
+busy and total ticks). Prints the record
 on stdout and a progress line on stderr.
 """
 import json
@@ -48,6 +49,8 @@ rec.update({
     "errors_by_kind": errors,
     "server_cpu_us_per_req": round(server * TICK_US / n, 2) if n and rec.get("workers") != "-" else None,
     "mongo_cpu_pct": round(100.0 * mongo * TICK_US / w["duration_us"], 1),
+    # a direct client's own CPU (bench/run's group holds it): the driver's floor per query
+    "client_cpu_us_per_req": round(harness * TICK_US / n, 2) if n and rec.get("workers") == "-" else None,
     "foreign_cpu_pct": round(100.0 * max(0, busy - server - mongo - harness) / total, 1) if total else None,
 })
 if "latency_us" in w:

@@ -70,6 +70,7 @@ def summarize(records):
                 "rps_max": max(r["rps"] for r in rs),
                 "p99_ms": med(r.get("p99_ms") for r in rs),
                 "cpu_us_per_req": med(r.get("server_cpu_us_per_req") for r in rs),
+                "client_cpu_us_per_req": med(r.get("client_cpu_us_per_req") for r in rs),
                 "errors": sum(r["errors"] for r in rs),
                 "mongo_cpu_pct": med(r.get("mongo_cpu_pct") for r in rs),
                 "foreign_cpu_pct": med(r.get("foreign_cpu_pct") for r in rs),
@@ -406,19 +407,22 @@ def tables(summary, extras, tgts, meta):
                    " directly with no HTTP, and its CPU use (100 %% = one core) during each load:"
                    % ("one Node.js thread" if procs == 1 else "%d Node.js processes, up to %d %% CPU" % (procs, 100 * procs)))
         out.append("")
-        out.append("| query | ceiling: %s · p99 of its queries | %s | clusterd | clusterd ÷ ceiling | its CPU: ceiling · clusterd · Node http · express |"
+        out.append("| query | ceiling: %s · p99 of its queries | %s | clusterd | clusterd ÷ ceiling"
+                   " | CPU per query, µs: the ceiling's client · clusterd | its CPU: ceiling · clusterd · Node http · express |"
                    % (NAMES["libmongoc-direct"], NAMES["node-direct"]))
-        out.append("|---|---|---|---|---|---|")
+        out.append("|---|---|---|---|---|---|---|")
         for sc in mongo_rows:
             label = dict(SCENARIOS)[sc].split(",")[0]
             cpu = " · ".join("%s %%" % f(get(summary, sc, c, "mongo_cpu_pct"), "%.0f")
                              for c in ("libmongoc-direct", "clusterd", "node-http", "node-express"))
-            out.append("| %s | %s | %s | %s | %s | %s |" % (
+            out.append("| %s | %s | %s | %s | %s | %s · %s | %s |" % (
                 label, "%s · %s ms" % (k(get(summary, sc, "libmongoc-direct", "rps")),
                                        f(get(summary, sc, "libmongoc-direct", "p99_ms"))),
                 k(get(summary, sc, "node-direct", "rps")),
                 k(get(summary, sc, "clusterd", "rps")),
                 f(ratio(get(summary, sc, "clusterd", "rps"), get(summary, sc, "libmongoc-direct", "rps")), "%.2f"),
+                f(get(summary, sc, "libmongoc-direct", "client_cpu_us_per_req")),
+                f(get(summary, sc, "clusterd", "cpu_us_per_req")),
                 cpu))
         out.append("")
     out.append("RSS after the loads (%s workers); start-up and kill -9: medians over fresh servers (kill -9: 1 worker,"
