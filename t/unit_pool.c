@@ -240,8 +240,47 @@ main(void)
 	pool_free(pool);
 	gate_open = 0;
 
+	/*
+	 * Collecting: one thread held at the gate and a job queued behind it
+	 * (more jobs than threads) turn the eventfd's wake-up per result into
+	 * the loop's timer; the timer delivers both, in order, and once no job
+	 * waits the pool is back to a wake-up per result, which delivers a
+	 * lone job as before.
+	 */
+	delivered = norder = 0;
+	pool = pool_new(base, 1, NJOBS, thread_init, thread_fini, NULL);
+	submit(0, 1);
+	ok(wait_depth(0), "collecting: the first job runs");
+	ok(!pool_collecting(pool), "... one job, one thread: a wake-up per result");
+	submit(1, 0);
+	ok(pool_collecting(pool), "... a second job waits: the loop collects on its timer");
+	open_gate();
+	loop_until(base, 2);
+	ok(delivered == 2 && order[0] == 0 && order[1] == 1, "... which delivers both, in order");
+	ok(!pool_collecting(pool), "... and stops once no job waits");
+	gate_open = 0;
+	submit(2, 0);
+	loop_until(base, 3);
+	ok(delivered == 3 && order[2] == 2, "... a lone job after it is delivered");
+	ok(!pool_collecting(pool), "... without the timer");
+	/* The timer pending when the pool is freed: freed with it, messages delivered. */
+	submit(3, 1);
+	ok(wait_depth(0), "... a job held again");
+	submit(4, 0);
+	submit(5, 0);
+	ok(pool_collecting(pool), "... and two behind it: collecting");
+	{
+		pthread_t t;
+		pthread_create(&t, NULL, free_pool, NULL);
+		ok(wait_depth(0), "pool_free took the queue while collecting");
+		open_gate();
+		pthread_join(t, NULL);
+	}
+	is_int(delivered, 6, "... every message delivered, the timer freed");
+	gate_open = 0;
+
 	/* Two threads held at a gate, a bounded queue of three behind them. */
-	inits = finis = delivered = norder = 0;
+	inits = finis = delivered = norder = cancelled = 0;
 	pool = pool_new(base, 2, 3, thread_init, thread_fini, NULL);
 	submit(0, 1);
 	submit(1, 1);

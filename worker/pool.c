@@ -7,6 +7,15 @@
  * mutex back marked contended, so the unlock that follows every wake-up
  * is a futex system call even with nobody waiting (0.8 per get by id).
  * sem_post() and sem_wait() make a system call only to wake or to sleep.
+ *
+ * While jobs wait in the queue (every thread is busy), the loop is not
+ * woken for each result: it collects them on a timer (COLLECT_MS), and
+ * posts do not write the eventfd. Each wake-up of a sleeping loop is a
+ * context switch, which costs more CPU than the work it delivers on
+ * this machine's class (a list of 20 documents: 3.0 context switches and
+ * 75 µs of CPU a request, 1.5 and 54 µs collected); a request that
+ * already waited in the queue waits at most COLLECT_MS more. Under the
+ * queue, each result still wakes the loop at once.
  */
 #include "config.h"
 
@@ -24,6 +33,8 @@
 #include "common/log.h"
 #include "worker/pool.h"
 
+#define COLLECT_MS 1             /* libevent's epoll timeouts are whole milliseconds */
+
 STAILQ_HEAD(job_list, pool_job);
 STAILQ_HEAD(msg_list, pool_msg);
 
@@ -39,9 +50,12 @@ struct pool {
 	struct msg_list done;        /* posted, not yet delivered */
 	pthread_t *threads;
 	int nthreads;                /* started */
+	int running;                 /* jobs taken by a thread (atomic) */
+	bool collecting;             /* the loop collects on a timer: posts do not write efd */
 	int efd;                     /* wakes the loop when done becomes non-empty */
 	int edge;                    /* efd is watched edge-triggered: never read */
 	struct event *wake;
+	struct event *collect;       /* the timer, while collecting */
 };
 
 static void *
@@ -64,10 +78,13 @@ thread_main(void *arg)
 		if ((job = STAILQ_FIRST(&p->queue)) != NULL) {
 			STAILQ_REMOVE_HEAD(&p->queue, link);
 			p->queued--;
+			__atomic_add_fetch(&p->running, 1, __ATOMIC_RELAXED);
 		}
 		pthread_mutex_unlock(&p->mu);
-		if (job != NULL)
+		if (job != NULL) {
 			job->run(job, ctx);
+			__atomic_sub_fetch(&p->running, 1, __ATOMIC_RELAXED);
+		}
 	}
 	if (p->thread_fini != NULL)
 		p->thread_fini(p->arg, ctx);
@@ -117,23 +134,89 @@ on_wake(evutil_socket_t fd, short what, void *arg)
 	deliver_all(&list);
 }
 
+/* More jobs than threads: one waits in the queue. With the mutex held. */
+static bool
+saturated(struct pool *p)
+{
+	return !p->stopping &&
+	    p->queued + (size_t)__atomic_load_n(&p->running, __ATOMIC_RELAXED) > (size_t)p->nthreads;
+}
+
+static const struct timeval collect_every = { 0, COLLECT_MS * 1000 };
+
+/*
+ * On the loop: the timer of the next collection. Without one, a wake-up
+ * per result again, and one for what was posted meanwhile, which no
+ * eventfd write announced.
+ */
+static void
+arm_collect(struct pool *p)
+{
+	uint64_t one = 1;
+	bool posted;
+
+	if (evtimer_add(p->collect, &collect_every) == 0)
+		return;
+	log_warn("thread pool: cannot arm the collect timer: a wake-up per result");
+	pthread_mutex_lock(&p->mu);
+	p->collecting = false;
+	posted = !STAILQ_EMPTY(&p->done);
+	pthread_mutex_unlock(&p->mu);
+	if (posted && write(p->efd, &one, sizeof(one)) == -1)
+		log_warn("thread pool: eventfd write: %s", strerror(errno));
+}
+
+/*
+ * The timer, on the loop: what was posted, then, with the mutex held, the
+ * end of collecting once no job waits. What was posted meanwhile (without
+ * an eventfd write) is taken in the same critical section; a post after it
+ * sees collecting off and writes.
+ */
+static void
+on_collect(evutil_socket_t fd, short what, void *arg)
+{
+	struct pool *p = arg;
+	struct msg_list list;
+	bool again;
+
+	(void)fd;
+	(void)what;
+	take_messages(p, &list);
+	deliver_all(&list);
+	STAILQ_INIT(&list);
+	pthread_mutex_lock(&p->mu);
+	if (!(again = saturated(p))) {
+		p->collecting = false;
+		STAILQ_CONCAT(&list, &p->done);
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (again)
+		arm_collect(p);
+	else
+		deliver_all(&list);
+}
+
 void
 pool_post(struct pool *p, struct pool_msg *msg)
 {
 	uint64_t one = 1;
-	int was_empty;
+	bool wake;
 
 	pthread_mutex_lock(&p->mu);
-	was_empty = STAILQ_EMPTY(&p->done);
+	/* A non-empty list already has a wake-up on its way; collecting, the timer is. */
+	wake = STAILQ_EMPTY(&p->done) && !p->collecting;
 	STAILQ_INSERT_TAIL(&p->done, msg, link);
 	pthread_mutex_unlock(&p->mu);
-	/* A non-empty list already has a wake-up on its way. */
-	if (was_empty && write(p->efd, &one, sizeof(one)) == -1)
+	if (wake && write(p->efd, &one, sizeof(one)) == -1)
 		log_warn("thread pool: eventfd write: %s", strerror(errno));
 }
 
+/*
+ * collect, for a submit (on the loop): set when the job makes more jobs
+ * than threads and collecting begins, so the caller arms the timer.
+ */
 static int
-enqueue(struct pool *p, struct pool_job *job, bool limited)
+enqueue(struct pool *p, struct pool_job *job, bool limited, bool *collect)
 {
 	int rc = -1;
 
@@ -142,6 +225,8 @@ enqueue(struct pool *p, struct pool_job *job, bool limited)
 		STAILQ_INSERT_TAIL(&p->queue, job, link);
 		p->queued++;
 		rc = 0;
+		if (collect != NULL && !p->collecting && saturated(p))
+			*collect = p->collecting = true;
 	}
 	pthread_mutex_unlock(&p->mu);
 	if (rc == 0)
@@ -152,13 +237,19 @@ enqueue(struct pool *p, struct pool_job *job, bool limited)
 int
 pool_submit(struct pool *p, struct pool_job *job)
 {
-	return enqueue(p, job, true);
+	bool collect = false;
+
+	if (enqueue(p, job, true, &collect) == -1)
+		return -1;
+	if (collect)
+		arm_collect(p);
+	return 0;
 }
 
 int
 pool_resubmit(struct pool *p, struct pool_job *job)
 {
-	return enqueue(p, job, false);
+	return enqueue(p, job, false, NULL);
 }
 
 size_t
@@ -230,6 +321,17 @@ pool_depth(struct pool *p)
 	return n;
 }
 
+bool
+pool_collecting(struct pool *p)
+{
+	bool c;
+
+	pthread_mutex_lock(&p->mu);
+	c = p->collecting;
+	pthread_mutex_unlock(&p->mu);
+	return c;
+}
+
 struct pool *
 pool_new(struct event_base *base, int nthreads, size_t queue_limit,
     void *(*thread_init)(void *arg), void (*thread_fini)(void *arg, void *ctx), void *arg)
@@ -252,6 +354,7 @@ pool_new(struct event_base *base, int nthreads, size_t queue_limit,
 	    (p->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1 ||
 	    (p->wake = event_new(base, p->efd, EV_READ | EV_PERSIST | (p->edge ? EV_ET : 0),
 		on_wake, p)) == NULL ||
+	    (p->collect = evtimer_new(base, on_collect, p)) == NULL ||
 	    event_add(p->wake, NULL) == -1 ||
 	    start_threads(p, nthreads) == -1) {
 		pool_free(p);
@@ -288,6 +391,8 @@ pool_free(struct pool *p)
 	deliver_all(&msgs);
 	if (p->wake != NULL)
 		event_free(p->wake);
+	if (p->collect != NULL)
+		event_free(p->collect);
 	if (p->efd != -1)
 		close(p->efd);
 	sem_destroy(&p->work);

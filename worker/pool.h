@@ -3,8 +3,10 @@
  * I/O), which must never run on the event loop. The loop submits jobs to a
  * bounded queue; a few threads run them and hand results back as messages
  * that the loop reads when an eventfd wakes it (the way memcached hands
- * connections to its threads). Each thread may keep a context of its own,
- * made by thread_init (a database client, say) and undone by thread_fini.
+ * connections to its threads), or, while jobs wait in the queue, every
+ * millisecond on a timer without a wake-up per result. Each thread may
+ * keep a context of its own, made by thread_init (a database client, say)
+ * and undone by thread_fini.
  *
  * Threading rules: submit(), depth() and free() run on the loop thread; a
  * job's run() on a pool thread, which talks back only through post(); a
@@ -14,6 +16,7 @@
 #ifndef CLUSTERD_POOL_H
 #define CLUSTERD_POOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/queue.h>
 
@@ -57,6 +60,8 @@ size_t pool_take(struct pool *p, int (*match)(struct pool_job *job, void *arg), 
     struct pool_job **out, size_t max);
 /* Jobs queued and not yet taken by a thread. */
 size_t pool_depth(struct pool *p);
+/* Whether the loop collects results on its timer (jobs wait): for tests. */
+bool pool_collecting(struct pool *p);
 /* From a pool thread: msg->deliver(msg) will run on the loop. */
 void pool_post(struct pool *p, struct pool_msg *msg);
 /*
