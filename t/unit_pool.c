@@ -263,6 +263,25 @@ main(void)
 	loop_until(base, 3);
 	ok(delivered == 3 && order[2] == 2, "... a lone job after it is delivered");
 	ok(!pool_collecting(pool), "... without the timer");
+	/*
+	 * A tick with nothing to deliver ends collecting: the held job cannot
+	 * post, so the first tick finds nothing, and the loop does not tick on
+	 * for as long as a slow job runs. Its result and the next wake the loop.
+	 */
+	submit(6, 1);
+	ok(wait_depth(0), "... a job held");
+	submit(7, 0);
+	ok(pool_collecting(pool), "... and one behind it: collecting");
+	{
+		struct timeval ms20 = { 0, 20000 };
+		event_base_loopexit(base, &ms20);
+		event_base_dispatch(base);
+	}
+	ok(delivered == 3 && !pool_collecting(pool), "... a tick that finds nothing ends it");
+	open_gate();
+	loop_until(base, 5);
+	ok(delivered == 5 && order[3] == 6 && order[4] == 7, "... and both results come, in order");
+	gate_open = 0;
 	/* The timer pending when the pool is freed: freed with it, messages delivered. */
 	submit(3, 1);
 	ok(wait_depth(0), "... a job held again");
@@ -276,7 +295,7 @@ main(void)
 		open_gate();
 		pthread_join(t, NULL);
 	}
-	is_int(delivered, 6, "... every message delivered, the timer freed");
+	is_int(delivered, 8, "... every message delivered, the timer freed");
 	gate_open = 0;
 
 	/* Two threads held at a gate, a bounded queue of three behind them. */

@@ -3,15 +3,16 @@
  * I/O), which must never run on the event loop. The loop submits jobs to a
  * bounded queue; a few threads run them and hand results back as messages
  * that the loop reads when an eventfd wakes it (the way memcached hands
- * connections to its threads), or, while jobs wait in the queue, every
- * millisecond on a timer without a wake-up per result. Each thread may
+ * connections to its threads), or, while jobs wait in the queue, on a
+ * timer every millisecond, without a wake-up per result. Each thread may
  * keep a context of its own, made by thread_init (a database client, say)
  * and undone by thread_fini.
  *
  * Threading rules: submit(), depth() and free() run on the loop thread; a
  * job's run() on a pool thread, which talks back only through post(); a
- * message's deliver() on the loop thread, in the order posted; a job's
- * cancel() on the loop thread, for a job the pool stopped before it ran.
+ * message's deliver() on the loop thread, in the order posted, and it
+ * must not free the pool; a job's cancel() on the loop thread, for a job
+ * the pool stopped before it ran.
  */
 #ifndef CLUSTERD_POOL_H
 #define CLUSTERD_POOL_H
