@@ -171,6 +171,21 @@ open_gate(void)
 	pthread_mutex_unlock(&mu);
 }
 
+/*
+ * pool_free() on another thread, with jobs held at the gate: once it has
+ * taken the queue (depth 0), the gate opens and the held jobs finish.
+ */
+static void
+free_held_pool(const char *took_queue)
+{
+	pthread_t t;
+
+	pthread_create(&t, NULL, free_pool, NULL);
+	ok(wait_depth(0), took_queue);
+	open_gate();
+	pthread_join(t, NULL);
+}
+
 /* Runs the loop until want messages were delivered, or 10 s passed. */
 static void
 loop_until(struct event_base *base, int want)
@@ -288,13 +303,7 @@ main(void)
 	submit(4, 0);
 	submit(5, 0);
 	ok(pool_collecting(pool), "... and two behind it: collecting");
-	{
-		pthread_t t;
-		pthread_create(&t, NULL, free_pool, NULL);
-		ok(wait_depth(0), "pool_free took the queue while collecting");
-		open_gate();
-		pthread_join(t, NULL);
-	}
+	free_held_pool("pool_free took the queue while collecting");
 	is_int(delivered, 8, "... every message delivered, the timer freed");
 	gate_open = 0;
 
@@ -312,18 +321,8 @@ main(void)
 		is_int(pool_submit(pool, &extra->pj), -1, "a full queue refuses the next job");
 		free(extra);
 	}
-	/*
-	 * pool_free() on another thread: once it has taken the queue (depth 0),
-	 * the gate opens, the two running jobs finish and the three queued
-	 * ones are cancelled, never run.
-	 */
-	{
-		pthread_t t;
-		pthread_create(&t, NULL, free_pool, NULL);
-		ok(wait_depth(0), "pool_free took the queue");
-		open_gate();
-		pthread_join(t, NULL);
-	}
+	/* The two running jobs finish, the three queued ones are cancelled, never run. */
+	free_held_pool("pool_free took the queue");
 	is_int(delivered, 5, "pool_free delivers every message left");
 	is_int(norder, 2, "the two running jobs finished");
 	is_int(cancelled, 3, "the three queued jobs were cancelled");
