@@ -151,6 +151,15 @@ saturated(struct pool *p)
 
 static const struct timeval collect_every = { 0, COLLECT_MS * 1000 };
 
+static void
+wake_loop(struct pool *p)
+{
+	uint64_t one = 1;
+
+	if (write(p->efd, &one, sizeof(one)) == -1)
+		log_warn("thread pool: eventfd write: %s", strerror(errno));
+}
+
 /*
  * On the loop: the timer of the next collection. Without one, a wake-up
  * per result again, and one for what was posted meanwhile, which no
@@ -159,7 +168,6 @@ static const struct timeval collect_every = { 0, COLLECT_MS * 1000 };
 static void
 arm_collect(struct pool *p)
 {
-	uint64_t one = 1;
 	bool posted;
 
 	if (evtimer_add(p->collect, &collect_every) == 0)
@@ -169,45 +177,38 @@ arm_collect(struct pool *p)
 	p->collecting = false;
 	posted = !STAILQ_EMPTY(&p->done);
 	pthread_mutex_unlock(&p->mu);
-	if (posted && write(p->efd, &one, sizeof(one)) == -1)
-		log_warn("thread pool: eventfd write: %s", strerror(errno));
+	if (posted)
+		wake_loop(p);
 }
 
 /*
- * The timer, on the loop: what was posted, then, with the mutex held, the
- * end of collecting once no job waits or nothing came. What was posted
- * meanwhile (without an eventfd write) is taken in the same critical
- * section; a post after it sees collecting off and writes.
+ * The timer, on the loop: what was posted, and, in the same critical
+ * section, the end of collecting if nothing came or no job waits. A post
+ * after it sees collecting off and writes; a submit during the deliveries
+ * may start collecting again.
  */
 static void
 on_collect(evutil_socket_t fd, short what, void *arg)
 {
 	struct pool *p = arg;
-	struct msg_list list;
-	bool again, came;
+	struct msg_list list = STAILQ_HEAD_INITIALIZER(list);
+	bool again;
 
 	(void)fd;
 	(void)what;
-	take_messages(p, &list);
-	came = !STAILQ_EMPTY(&list);
-	deliver_all(&list);
-	STAILQ_INIT(&list);
 	pthread_mutex_lock(&p->mu);
-	if (!(again = came && saturated(p))) {
+	STAILQ_CONCAT(&list, &p->done);
+	if (!(again = !STAILQ_EMPTY(&list) && saturated(p)))
 		p->collecting = false;
-		STAILQ_CONCAT(&list, &p->done);
-	}
 	pthread_mutex_unlock(&p->mu);
+	deliver_all(&list);
 	if (again)
 		arm_collect(p);
-	else
-		deliver_all(&list);
 }
 
 void
 pool_post(struct pool *p, struct pool_msg *msg)
 {
-	uint64_t one = 1;
 	bool wake;
 
 	pthread_mutex_lock(&p->mu);
@@ -215,8 +216,8 @@ pool_post(struct pool *p, struct pool_msg *msg)
 	wake = STAILQ_EMPTY(&p->done) && !p->collecting;
 	STAILQ_INSERT_TAIL(&p->done, msg, link);
 	pthread_mutex_unlock(&p->mu);
-	if (wake && write(p->efd, &one, sizeof(one)) == -1)
-		log_warn("thread pool: eventfd write: %s", strerror(errno));
+	if (wake)
+		wake_loop(p);
 }
 
 /*
