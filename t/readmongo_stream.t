@@ -29,12 +29,17 @@ my $seed = "$dir/seed.json";
             . '"at":{"$date":{"$numberLong":"%d"}},"pad":"%s"}',
             $i ? ',' : '', $i + 1, $i, 1600000000000 + $i, $PAD;
     }
+    # 20 documents of 1 MB: more than one server batch (16 MB) holds
+    print $fh '],"large":[';
+    for my $i (0 .. 19) {
+        printf $fh '%s{"_id":{"$numberInt":"%d"},"pad":"%s"}', $i ? ',' : '', $i, 'y' x 1_000_000;
+    }
     print $fh "]}}\n";
     close $fh or die;
 }
 my $m = MongoTest->start(seed_file => $seed);
 my $c = Clusterd->new(config => { workers => 1, routes => [
-    { prefix => '/mongo', service => 'readmongo', database => 'app', collections => ['big'],
+    { prefix => '/mongo', service => 'readmongo', database => 'app', collections => ['big', 'large'],
       uri => $m->uri(serverSelectionTimeoutMS => 5000), max_limit => $N * 2,
       max_time_ms => 600000, threads => 2 },
     { prefix => '/short', service => 'readmongo', database => 'app', collections => ['big'],
@@ -176,6 +181,58 @@ is($st, 200, 'the worker serves on');
     ok(poll_until($Clusterd::DEADLINE, sub { ($m->stats->{cursors} // 0) == 0 }), '  ... and its cursor is closed');
     like($c->log_text, qr/a result stream took longer than stream_timeout_ms \(1500 ms\): cut after \d+ bytes/,
         '  ... which the log says');
+}
+
+# A list of at most one server batch (limit <= 1000) is one find and no
+# cursor: its reply waits in the worker while the client reads the JSON a
+# batch at a time.
+{
+    $m->control('/stats?reset=1');
+    my ($lst, $h, $body) = $c->get('/mongo/big?limit=1000&skip=5');
+    is($lst, 200, 'a list of 1000 (one server batch): 200');
+    is($h->{'transfer-encoding'}, 'chunked', '  ... streamed: its JSON is more than a batch');
+    my @seq = $body =~ /"seq" : (\d+)/g;
+    is(scalar @seq, 1000, '  ... 1000 documents');
+    is_deeply([@seq[0, -1]], [5, 1004], '  ... from skip on, in order');
+    my $st = $m->stats;
+    is_deeply([map { $st->{commands}{$_} // 0 } qw(find getMore killCursors)], [1, 0, 0],
+        '  ... read with one find, no getMore');
+}
+# A client that stops reading such a list, then hangs up: the reply waits
+# in the worker, holding no cursor on the server, and is freed (the
+# sanitizer build checks). 15 documents of 1 MB are more than the kernel's
+# socket buffers hold.
+{
+    $m->control('/stats?reset=1');
+    my $x = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $c->port) or die;
+    print $x "GET /mongo/large?limit=15 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    my $got = '';
+    my $xsel = IO::Select->new($x);
+    my $end = time + $Clusterd::DEADLINE;
+    while (length $got < 1 << 20 && time < $end) {
+        next unless $xsel->can_read(0.5);
+        last unless sysread($x, $got, 1 << 16, length $got);
+    }
+    like($got, qr{^HTTP/1\.1 200}, 'a list of 15 MB begins');
+    my $st = $m->stats;
+    is_deeply([$st->{commands}{find} // 0, $st->{commands}{getMore} // 0, $st->{cursors}], [1, 0, 0],
+        '  ... one find, and no cursor left open on the server while it waits for its reader');
+    close $x;
+    my ($gst) = $c->get('/mongo/big/' . sprintf('%024x', 7));
+    is($gst, 200, '  ... its reader hangs up: the worker serves on');
+}
+# A list within one batch that the server cuts short (20 MB of documents,
+# 16 MB to a batch) is run again with a cursor: the whole result, in order.
+{
+    $m->control('/stats?reset=1');
+    my ($lst, undef, $body) = $c->get('/mongo/large?limit=20');
+    is($lst, 200, 'a list of 20 MB within one batch\'s limit: 200');
+    my @ids = $body =~ /"_id" : (\d+)/g;
+    is_deeply(\@ids, [0 .. 19], '  ... all 20 documents, in order');
+    my $st = $m->stats;
+    is_deeply([map { $st->{commands}{$_} // 0 } qw(find killCursors getMore)], [2, 1, 1],
+        '  ... the cut find\'s cursor killed, then a find and a getMore');
+    is($st->{cursors}, 0, '  ... no cursor left open');
 }
 
 is(join(',', $c->workers), $worker, 'the same worker throughout');

@@ -1,9 +1,9 @@
 /*
  * readmongo on a pool thread: a job's query run with the blocking driver,
- * a list serialized to JSON a batch per step (the cursor waits between
- * steps in the job, not in a thread), and the driver's errors turned into
- * HTTP answers. A job talks back to
- * the loop only through pool_post().
+ * a list serialized to JSON a batch per step (its find's reply, or its
+ * cursor, waits between steps in the job, not in a thread), and the
+ * driver's errors turned into HTTP answers. A job talks back to the loop
+ * only through pool_post().
  */
 #include "config.h"
 
@@ -77,68 +77,18 @@ rm_append_doc(struct evbuffer *buf, const bson_t *doc, bool comma, struct rm_thr
 void
 rm_cursor_close(struct rm_job *j)
 {
+	if (j->replied)
+		bson_destroy(&j->reply);
 	if (j->cursor != NULL)
 		mongoc_cursor_destroy(j->cursor);
 	if (j->collection != NULL)
 		mongoc_collection_destroy(j->collection);
 	if (j->client != NULL)
 		mongoc_client_pool_push(j->rm->clients, j->client);
+	j->replied = false;
 	j->cursor = NULL;
 	j->collection = NULL;
 	j->client = NULL;
-}
-
-/*
- * One step of a list: up to BATCH_BYTES of documents. A full batch goes to
- * the loop (batch_msg) and the step returns: the cursor waits in the job,
- * with its own client, while a slow client reads, and no thread waits with
- * it. The last step (the end, an error, or stop) closes the cursor and
- * posts end_msg. 1 when it posted end_msg.
- */
-static int
-list_step(struct rm_job *j, struct rm_thread *t)
-{
-	const bson_t *doc;
-	bson_error_t error;
-
-	if (j->stop)
-		goto end;
-	if (j->cursor == NULL) {
-		/* mongoc_client_pool_pop would wait for a client: never wait here */
-		if ((j->client = mongoc_client_pool_try_pop(j->rm->clients)) == NULL) {
-			rm_set_error(&j->err, 503, "overloaded", "too many results are being "
-			    "streamed: every MongoDB client of the worker is in use; try again later");
-			goto end;
-		}
-		j->collection = mongoc_client_get_collection(j->client, j->rm->conf->database, j->coll);
-		j->cursor = mongoc_collection_find_with_opts(j->collection, j->filter, j->opts, NULL);
-		evbuffer_add(j->out, "{\"documents\":[", 14);
-	}
-	/* run_at: when the operation that may fail began (driver_error()) */
-	while ((j->run_at = bson_get_monotonic_time(), mongoc_cursor_next(j->cursor, &doc))) {
-		if (rm_append_doc(j->out, doc, j->docs++ > 0, t) == -1) {
-			rm_set_error(&j->err, 502, "mongo_error",
-			    "a document could not be converted to JSON");
-			goto end;
-		}
-		if (evbuffer_get_length(j->out) >= BATCH_BYTES) {
-			struct evbuffer *next = evbuffer_new();
-			if (next == NULL) {
-				rm_set_error(&j->err, 503, "overloaded", "out of memory");
-				goto end;
-			}
-			j->batch = j->out;
-			j->out = next;
-			pool_post(j->rm->pool, &j->batch_msg);
-			return 0;
-		}
-	}
-	if (mongoc_cursor_error(j->cursor, &error))
-		rm_driver_error(j, &j->err, &error);
-end:
-	rm_cursor_close(j);
-	pool_post(j->rm->pool, &j->end_msg);
-	return 1;
 }
 
 /*
@@ -229,27 +179,44 @@ rm_first_batch(const bson_t *reply, bson_iter_t *batch, int64_t *cursor_id)
 	return in_batch;
 }
 
-/* A get by id as one find command, {find, filter, maxTimeMS, limit: 1, singleBatch: true}. */
-void
-rm_run_get(struct rm_job *j, mongoc_collection_t *coll, struct rm_thread *t)
+/*
+ * j's filter and options as one find command on coll: its reply (always
+ * initialized) and the reply's first batch. false after an error, which
+ * j->err says.
+ */
+static bool
+find_batch(struct rm_job *j, mongoc_collection_t *coll, struct rm_thread *t, bson_t *reply,
+    bson_iter_t *batch, int64_t *cursor_id)
 {
-	bson_t cmd = BSON_INITIALIZER, reply;
-	bson_iter_t batch;
+	bson_t cmd = BSON_INITIALIZER;
 	bson_error_t error;
-	int64_t cursor_id;
 	bool ok;
 
 	BSON_APPEND_UTF8(&cmd, "find", j->coll);
 	BSON_APPEND_DOCUMENT(&cmd, "filter", j->filter);
 	bson_concat(&cmd, j->opts);
-	ok = rm_find(coll, &cmd, t, &reply, &error);
+	ok = rm_find(coll, &cmd, t, reply, &error);
 	bson_destroy(&cmd);
-	if (!ok) {
-		rm_driver_error(j, &j->err, &error);
-	} else if (!rm_first_batch(&reply, &batch, &cursor_id)) {
+	if (ok && !rm_first_batch(reply, batch, cursor_id)) {
+		ok = false;
 		bson_set_error(&error, MONGOC_ERROR_PROTOCOL, MONGOC_ERROR_PROTOCOL_INVALID_REPLY,
 		    "Invalid reply to find command.");
+	}
+	if (!ok)
 		rm_driver_error(j, &j->err, &error);
+	return ok;
+}
+
+/* A get by id as one find command, {find, filter, maxTimeMS, limit: 1, singleBatch: true}. */
+void
+rm_run_get(struct rm_job *j, mongoc_collection_t *coll, struct rm_thread *t)
+{
+	bson_t reply;
+	bson_iter_t batch;
+	int64_t cursor_id;
+
+	if (!find_batch(j, coll, t, &reply, &batch, &cursor_id)) {
+		;                    /* j->err is set */
 	} else if (bson_iter_next(&batch) && BSON_ITER_HOLDS_DOCUMENT(&batch)) {
 		const uint8_t *data;
 		uint32_t len;
@@ -264,6 +231,113 @@ rm_run_get(struct rm_job *j, mongoc_collection_t *coll, struct rm_thread *t)
 		rm_not_found(j);
 	}
 	bson_destroy(&reply);
+}
+
+/*
+ * A list of at most one server batch, as one find command on the thread's
+ * own client (rm_find, as a get): no client from the pool, no cursor, one
+ * copy of the server's description instead of two. The reply is then the
+ * whole result, kept in the job until its last document is written. 1 when
+ * it is; 0 when the server cut the batch short (16 MB) and left a cursor
+ * open, which is closed: the list runs again with a cursor of its own;
+ * -1 when it failed (j->err says why).
+ */
+static int
+list_find(struct rm_job *j, struct rm_thread *t)
+{
+	mongoc_collection_t *coll = rm_thread_collection(t, j->rm->conf->database, j->coll);
+	int64_t cursor_id;
+
+	j->replied = true;           /* find_batch initializes the reply either way */
+	if (!find_batch(j, coll, t, &j->reply, &j->rest, &cursor_id))
+		return -1;
+	if (cursor_id == 0)
+		return 1;
+	rm_kill_cursor(coll, cursor_id, t);
+	bson_destroy(&j->reply);
+	j->replied = false;
+	return 0;
+}
+
+/*
+ * The next document of a list, from its reply or its cursor: false at the
+ * end, or on a cursor's error. doc lives until the next call.
+ */
+static bool
+list_next(struct rm_job *j, const bson_t **doc, bson_t *held)
+{
+	const uint8_t *data;
+	uint32_t len;
+
+	/* run_at: when the operation that may fail began (rm_driver_error()) */
+	if (!j->replied)
+		return (j->run_at = bson_get_monotonic_time(), mongoc_cursor_next(j->cursor, doc));
+	if (!bson_iter_next(&j->rest) || !BSON_ITER_HOLDS_DOCUMENT(&j->rest))
+		return false;
+	bson_iter_document(&j->rest, &len, &data);
+	if (!bson_init_static(held, data, len))
+		return false;
+	*doc = held;
+	return true;
+}
+
+/*
+ * One step of a list: up to BATCH_BYTES of documents. A full batch goes to
+ * the loop (batch_msg) and the step returns: the reply, or the cursor with
+ * its own client, waits in the job while a slow client reads, and no thread
+ * waits with it. The last step (the end, an error, or stop) releases them
+ * and posts end_msg. 1 when it posted end_msg.
+ */
+static int
+list_step(struct rm_job *j, struct rm_thread *t)
+{
+	const bson_t *doc;
+	bson_t held;
+	bson_error_t error;
+
+	if (j->stop)
+		goto end;
+	if (!j->replied && j->cursor == NULL) {
+		int found = j->one_find && t != NULL ? list_find(j, t) : 0;
+
+		if (found == -1)
+			goto end;
+		/* mongoc_client_pool_pop would wait for a client: never wait here */
+		if (found == 0 && (j->client = mongoc_client_pool_try_pop(j->rm->clients)) == NULL) {
+			rm_set_error(&j->err, 503, "overloaded", "too many results are being "
+			    "streamed: every MongoDB client of the worker is in use; try again later");
+			goto end;
+		}
+		if (found == 0) {
+			j->collection = mongoc_client_get_collection(j->client, j->rm->conf->database, j->coll);
+			j->cursor = mongoc_collection_find_with_opts(j->collection, j->filter, j->opts, NULL);
+		}
+		evbuffer_add(j->out, "{\"documents\":[", 14);
+	}
+	while (list_next(j, &doc, &held)) {
+		if (rm_append_doc(j->out, doc, j->docs++ > 0, t) == -1) {
+			rm_set_error(&j->err, 502, "mongo_error",
+			    "a document could not be converted to JSON");
+			goto end;
+		}
+		if (evbuffer_get_length(j->out) >= BATCH_BYTES) {
+			struct evbuffer *next = evbuffer_new();
+			if (next == NULL) {
+				rm_set_error(&j->err, 503, "overloaded", "out of memory");
+				goto end;
+			}
+			j->batch = j->out;
+			j->out = next;
+			pool_post(j->rm->pool, &j->batch_msg);
+			return 0;
+		}
+	}
+	if (!j->replied && mongoc_cursor_error(j->cursor, &error))
+		rm_driver_error(j, &j->err, &error);
+end:
+	rm_cursor_close(j);
+	pool_post(j->rm->pool, &j->end_msg);
+	return 1;
 }
 
 /* A cursor a find left open, closed on the server: best effort. */
@@ -358,7 +432,7 @@ rm_job_run(struct pool_job *pj, void *thread)
 	struct rm_job *j = container_of(pj, struct rm_job, job);
 
 	j->run_at = bson_get_monotonic_time();
-	if (j->cursor == NULL && rm_found_down(j))
+	if (j->cursor == NULL && !j->replied && rm_found_down(j))
 		j->stop = 1;         /* a list's first step, or a get or count: it ends here */
 	if (j->op == OP_LIST) {
 		list_step(j, thread); /* it posts what it made; the job is the loop's again */

@@ -150,8 +150,17 @@ struct rm_job {
 	int64_t run_at;              /* when its current driver call began: the same clock */
 	TAILQ_ENTRY(rm_job) link;
 
-	/* A list's, between its steps. */
-	mongoc_client_t *client;     /* its own, from the pool of clients */
+	/*
+	 * A list's, between its steps: a list of at most one server batch
+	 * (one_find) as the reply of one find, whose documents are still to
+	 * write from `rest` on; a longer one (or one the server cut short)
+	 * as a cursor with a client of its own, from the pool of clients.
+	 */
+	bool one_find;
+	bool replied;                /* reply is initialized, rest runs over its batch */
+	bson_t reply;
+	bson_iter_t rest;
+	mongoc_client_t *client;
 	mongoc_collection_t *collection;
 	mongoc_cursor_t *cursor;
 	uint64_t docs;               /* documents out so far */
@@ -189,7 +198,7 @@ void rm_driver_error(struct rm_job *j, struct rm_error *e, const bson_error_t *e
 bool rm_found_down(struct rm_job *j);
 int rm_append_doc(struct evbuffer *buf, const bson_t *doc, bool comma, struct rm_thread *t);
 mongoc_collection_t *rm_thread_collection(struct rm_thread *t, const char *db, const char *name);
-/* A list's cursor and client, released (may talk to MongoDB: killCursors). */
+/* A list's reply, or its cursor and client, released (may talk to MongoDB: killCursors). */
 void rm_cursor_close(struct rm_job *j);
 void rm_set_error(struct rm_error *e, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -123,6 +123,7 @@ list(struct readmongo *rm, struct http_req *req, const char *coll,
 	j->filter = filter != NULL ? filter : bson_new();
 	filter = NULL;
 	j->opts = j->opts_own = find_opts(rm, projection, sort, limit, skip);
+	j->one_find = limit <= SERVER_BATCH;    /* batchSize is the limit */
 	rm_submit(rm, j);
 out:
 	if (filter != NULL)
