@@ -30,7 +30,7 @@ struct job {
 	struct pool_job pj;
 	struct pool_msg done;
 	int id;
-	int gated;                   /* waits until gate_open */
+	int gated;                   /* waits until gate_open is at least this */
 	int taker;                   /* then takes the even ids queued, 3 at most */
 	int was_cancelled;
 };
@@ -95,7 +95,7 @@ run(struct pool_job *pj, void *ctx)
 	}
 	if (j->gated) {
 		pthread_mutex_lock(&mu);
-		while (!gate_open)
+		while (gate_open < j->gated)
 			pthread_cond_wait(&cv, &mu);
 		pthread_mutex_unlock(&mu);
 	}
@@ -162,13 +162,36 @@ wait_depth(size_t want)
 	return 0;
 }
 
+/* Lets the jobs gated at level or below go on. */
+static void
+open_gate_to(int level)
+{
+	pthread_mutex_lock(&mu);
+	gate_open = level;
+	pthread_cond_broadcast(&cv);
+	pthread_mutex_unlock(&mu);
+}
+
 static void
 open_gate(void)
 {
-	pthread_mutex_lock(&mu);
-	gate_open = 1;
-	pthread_cond_broadcast(&cv);
-	pthread_mutex_unlock(&mu);
+	open_gate_to(1);
+}
+
+/* Polls until a wake-up of the loop is on its way; 1, or 0 after 10 s. */
+static int
+wait_woken(void)
+{
+	struct timespec ms = { 0, 1000000 };
+	bool woken;
+
+	for (int i = 0; i < 10000; i++) {
+		pool_collecting(pool, &woken);
+		if (woken)
+			return 1;
+		nanosleep(&ms, NULL);
+	}
+	return 0;
 }
 
 /*
@@ -266,18 +289,18 @@ main(void)
 	pool = pool_new(base, 1, NJOBS, thread_init, thread_fini, NULL);
 	submit(0, 1);
 	ok(wait_depth(0), "collecting: the first job runs");
-	ok(!pool_collecting(pool), "... one job, one thread: a wake-up per result");
+	ok(!pool_collecting(pool, NULL), "... one job, one thread: a wake-up per result");
 	submit(1, 0);
-	ok(pool_collecting(pool), "... a second job waits: the loop collects on its timer");
+	ok(pool_collecting(pool, NULL), "... a second job waits: the loop collects on its timer");
 	open_gate();
 	loop_until(base, 2);
 	ok(delivered == 2 && order[0] == 0 && order[1] == 1, "... which delivers both, in order");
-	ok(!pool_collecting(pool), "... and stops once no job waits");
+	ok(!pool_collecting(pool, NULL), "... and stops once no job waits");
 	gate_open = 0;
 	submit(2, 0);
 	loop_until(base, 3);
 	ok(delivered == 3 && order[2] == 2, "... a lone job after it is delivered");
-	ok(!pool_collecting(pool), "... without the timer");
+	ok(!pool_collecting(pool, NULL), "... without the timer");
 	/*
 	 * A tick with nothing to deliver ends collecting: the held job cannot
 	 * post, so the first tick finds nothing, and the loop does not tick on
@@ -286,25 +309,50 @@ main(void)
 	submit(6, 1);
 	ok(wait_depth(0), "... a job held");
 	submit(7, 0);
-	ok(pool_collecting(pool), "... and one behind it: collecting");
+	ok(pool_collecting(pool, NULL), "... and one behind it: collecting");
 	{
 		struct timeval ms20 = { 0, 20000 };
 		event_base_loopexit(base, &ms20);
 		event_base_dispatch(base);
 	}
-	ok(delivered == 3 && !pool_collecting(pool), "... a tick that finds nothing ends it");
+	ok(delivered == 3 && !pool_collecting(pool, NULL), "... a tick that finds nothing ends it");
 	open_gate();
 	loop_until(base, 5);
 	ok(delivered == 5 && order[3] == 6 && order[4] == 7, "... and both results come, in order");
 	gate_open = 0;
+	/*
+	 * While collecting, a result that leaves jobs waiting does not wake
+	 * the loop, but the one that leaves none does: the threads are about
+	 * to run dry, and the loop delivers and reads the next requests at
+	 * once instead of at its tick. One thread: job 10 held at gate 1, 11
+	 * at gate 2, and 12 queued behind them.
+	 */
+	{
+		bool woken = true;
+
+		submit(10, 1);
+		ok(wait_depth(0), "... a job held");
+		submit(11, 2);
+		submit(12, 0);
+		ok(pool_collecting(pool, NULL), "... two behind it: collecting");
+		open_gate_to(1);
+		ok(wait_depth(1), "... the first posts, the next runs");
+		ok(pool_collecting(pool, &woken) && !woken, "... a result while a job waits: no wake-up");
+		open_gate_to(2);
+		ok(wait_woken(), "... the result that leaves no job waiting wakes the loop");
+		loop_until(base, 8);
+		ok(delivered == 8 && order[5] == 10 && order[6] == 11 && order[7] == 12,
+		    "... which delivers them, in order");
+		gate_open = 0;
+	}
 	/* The timer pending when the pool is freed: freed with it, messages delivered. */
 	submit(3, 1);
 	ok(wait_depth(0), "... a job held again");
 	submit(4, 0);
 	submit(5, 0);
-	ok(pool_collecting(pool), "... and two behind it: collecting");
+	ok(pool_collecting(pool, NULL), "... and two behind it: collecting");
 	free_held_pool("pool_free took the queue while collecting");
-	is_int(delivered, 8, "... every message delivered, the timer freed");
+	is_int(delivered, 11, "... every message delivered, the timer freed");
 	gate_open = 0;
 
 	/* Two threads held at a gate, a bounded queue of three behind them. */

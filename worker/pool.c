@@ -15,11 +15,15 @@
  * 2-core machines costs more CPU than the work it delivers. A list of 20
  * documents went from 3.0 context switches and 75-85 µs of CPU a request
  * to 1.5 and 57-60 µs.
- * While collecting, every result waits for the next tick: a millisecond,
- * or two, since epoll rounds timeouts up. It ends at the first tick that
- * finds no job waiting, or nothing to deliver (a slow query must not
- * make the loop tick for nothing). Below the queue, each result wakes the
- * loop at once, as before.
+ * While collecting, a result waits for the next tick: a millisecond, or
+ * two, since epoll rounds timeouts up. But a result posted when no job is
+ * left in the queue wakes the loop at once: the threads are about to run
+ * dry, and results held for the tick are requests that the loop could be
+ * reading again. Without that, 4-7 % of the 2 cores stayed idle under a
+ * load of lists; with it, 1 %, and +10 % lists a second. Collecting ends
+ * at the first tick that finds no job waiting, or nothing to deliver (a
+ * slow query must not make the loop tick for nothing). Below the queue,
+ * each result wakes the loop at once, as before.
  */
 #include "config.h"
 
@@ -56,6 +60,7 @@ struct pool {
 	int nthreads;                /* started */
 	int running;                 /* jobs taken by a thread (atomic) */
 	bool collecting;             /* the loop collects on a timer: posts do not write efd */
+	bool woken;                  /* efd written since the loop last took done */
 	int efd;                     /* wakes the loop when done becomes non-empty */
 	int edge;                    /* efd is watched edge-triggered: never read */
 	struct event *wake;
@@ -102,6 +107,7 @@ take_messages(struct pool *p, struct msg_list *out)
 	STAILQ_INIT(out);
 	pthread_mutex_lock(&p->mu);
 	STAILQ_CONCAT(out, &p->done);
+	p->woken = false;
 	pthread_mutex_unlock(&p->mu);
 }
 
@@ -175,7 +181,8 @@ arm_collect(struct pool *p)
 	log_warn("thread pool: cannot arm the collect timer: a wake-up per result");
 	pthread_mutex_lock(&p->mu);
 	p->collecting = false;
-	posted = !STAILQ_EMPTY(&p->done);
+	posted = !STAILQ_EMPTY(&p->done) && !p->woken;
+	p->woken |= posted;
 	pthread_mutex_unlock(&p->mu);
 	if (posted)
 		wake_loop(p);
@@ -198,6 +205,7 @@ on_collect(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	pthread_mutex_lock(&p->mu);
 	STAILQ_CONCAT(&list, &p->done);
+	p->woken = false;
 	if (!(again = !STAILQ_EMPTY(&list) && saturated(p)))
 		p->collecting = false;
 	pthread_mutex_unlock(&p->mu);
@@ -212,8 +220,14 @@ pool_post(struct pool *p, struct pool_msg *msg)
 	bool wake;
 
 	pthread_mutex_lock(&p->mu);
-	/* A non-empty list already has a wake-up on its way; collecting, the timer is. */
-	wake = STAILQ_EMPTY(&p->done) && !p->collecting;
+	/*
+	 * Once the loop is woken, it takes everything posted until then.
+	 * Collecting, the timer will come, unless no job waits: then the
+	 * threads are about to run dry, and the loop, woken now, delivers and
+	 * reads the next requests instead of leaving them idle until the tick.
+	 */
+	wake = !p->woken && (!p->collecting || p->queued == 0);
+	p->woken |= wake;
 	STAILQ_INSERT_TAIL(&p->done, msg, link);
 	pthread_mutex_unlock(&p->mu);
 	if (wake)
@@ -331,12 +345,14 @@ pool_depth(struct pool *p)
 }
 
 bool
-pool_collecting(struct pool *p)
+pool_collecting(struct pool *p, bool *woken)
 {
 	bool c;
 
 	pthread_mutex_lock(&p->mu);
 	c = p->collecting;
+	if (woken != NULL)
+		*woken = p->woken;
 	pthread_mutex_unlock(&p->mu);
 	return c;
 }

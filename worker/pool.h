@@ -61,8 +61,11 @@ size_t pool_take(struct pool *p, int (*match)(struct pool_job *job, void *arg), 
     struct pool_job **out, size_t max);
 /* Jobs queued and not yet taken by a thread. */
 size_t pool_depth(struct pool *p);
-/* Whether the loop collects results on its timer (jobs wait): for tests. */
-bool pool_collecting(struct pool *p);
+/*
+ * Whether the loop collects results on its timer (jobs wait), and, if woken
+ * is not NULL, whether a wake-up of the loop is on its way: for tests.
+ */
+bool pool_collecting(struct pool *p, bool *woken);
 /* From a pool thread: msg->deliver(msg) will run on the loop. */
 void pool_post(struct pool *p, struct pool_msg *msg);
 /*
