@@ -259,9 +259,25 @@ list_find(struct rm_job *j, struct rm_thread *t)
 	return 0;
 }
 
+/* A list's cursor, with a client of its own; -1 (j->err set) when none is free. */
+static int
+list_open_cursor(struct rm_job *j)
+{
+	/* mongoc_client_pool_pop would wait for a client: never wait here */
+	if ((j->client = mongoc_client_pool_try_pop(j->rm->clients)) == NULL) {
+		rm_set_error(&j->err, 503, "overloaded", "too many results are being "
+		    "streamed: every MongoDB client of the worker is in use; try again later");
+		return -1;
+	}
+	j->collection = mongoc_client_get_collection(j->client, j->rm->conf->database, j->coll);
+	j->cursor = mongoc_collection_find_with_opts(j->collection, j->filter, j->opts, NULL);
+	return 0;
+}
+
 /*
  * The next document of a list, from its reply or its cursor: false at the
- * end, or on a cursor's error. doc lives until the next call.
+ * end, or on an error (a cursor's is read after). doc lives until the
+ * next call.
  */
 static bool
 list_next(struct rm_job *j, const bson_t **doc, bson_t *held)
@@ -272,11 +288,14 @@ list_next(struct rm_job *j, const bson_t **doc, bson_t *held)
 	/* run_at: when the operation that may fail began (rm_driver_error()) */
 	if (!j->replied)
 		return (j->run_at = bson_get_monotonic_time(), mongoc_cursor_next(j->cursor, doc));
-	if (!bson_iter_next(&j->rest) || !BSON_ITER_HOLDS_DOCUMENT(&j->rest))
+	if (!bson_iter_next(&j->rest))
 		return false;
-	bson_iter_document(&j->rest, &len, &data);
-	if (!bson_init_static(held, data, len))
+	if (!BSON_ITER_HOLDS_DOCUMENT(&j->rest) ||
+	    (bson_iter_document(&j->rest, &len, &data), !bson_init_static(held, data, len))) {
+		rm_set_error(&j->err, 502, "mongo_error", "MongoDB answered a find with "
+		    "something other than a document in its batch");
 		return false;
+	}
 	*doc = held;
 	return true;
 }
@@ -300,18 +319,8 @@ list_step(struct rm_job *j, struct rm_thread *t)
 	if (!j->replied && j->cursor == NULL) {
 		int found = j->one_find && t != NULL ? list_find(j, t) : 0;
 
-		if (found == -1)
+		if (found == -1 || (found == 0 && list_open_cursor(j) == -1))
 			goto end;
-		/* mongoc_client_pool_pop would wait for a client: never wait here */
-		if (found == 0 && (j->client = mongoc_client_pool_try_pop(j->rm->clients)) == NULL) {
-			rm_set_error(&j->err, 503, "overloaded", "too many results are being "
-			    "streamed: every MongoDB client of the worker is in use; try again later");
-			goto end;
-		}
-		if (found == 0) {
-			j->collection = mongoc_client_get_collection(j->client, j->rm->conf->database, j->coll);
-			j->cursor = mongoc_collection_find_with_opts(j->collection, j->filter, j->opts, NULL);
-		}
 		evbuffer_add(j->out, "{\"documents\":[", 14);
 	}
 	while (list_next(j, &doc, &held)) {
