@@ -6,6 +6,7 @@ use warnings;
 use Test::More;
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
+use Socket qw(SOL_SOCKET SO_RCVBUF pack_sockaddr_in inet_aton);
 use IO::Select;
 use Time::HiRes qw(time sleep);
 use Clusterd qw(poll_until json_decode);
@@ -42,9 +43,13 @@ my $c = Clusterd->new(config => { workers => 1, routes => [
     { prefix => '/mongo', service => 'readmongo', database => 'app', collections => ['big', 'large'],
       uri => $m->uri(serverSelectionTimeoutMS => 5000), max_limit => $N * 2,
       max_time_ms => 600000, threads => 2 },
-    { prefix => '/short', service => 'readmongo', database => 'app', collections => ['big'],
+    { prefix => '/short', service => 'readmongo', database => 'app', collections => ['big', 'large'],
       uri => $m->uri(serverSelectionTimeoutMS => 5000), max_limit => $N * 2,
       max_time_ms => 600000, threads => 2, stream_timeout_ms => 1500 },
+    # every client of its pool belongs to a thread
+    { prefix => '/tight', service => 'readmongo', database => 'app', collections => ['big', 'large'],
+      uri => $m->uri(serverSelectionTimeoutMS => 5000, maxPoolSize => 2), max_limit => $N * 2,
+      max_time_ms => 600000, threads => 2 },
 ] })->start;
 my ($worker) = $c->workers;
 
@@ -58,7 +63,30 @@ my ($base) = rss_kb($worker);
 # since start counts, which only makes the test stricter.
 if (open my $cr, '>', "/proc/$worker/clear_refs") { print $cr "5\n"; close $cr }
 
-my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $c->port) or die "connect: $!";
+# A connection whose receive buffer is 1 MB: a fixed size turns the
+# kernel's autotuning off, which may grow it up to tcp_rmem's maximum
+# (32 MB on some machines), so that what the kernel holds for a client
+# that reads nothing is bounded here, whatever the machine's settings.
+sub small_buffered {
+    my $x = IO::Socket::INET->new(Proto => 'tcp') or die "socket: $!";
+    setsockopt($x, SOL_SOCKET, SO_RCVBUF, 1 << 20) or die "SO_RCVBUF: $!";
+    connect($x, pack_sockaddr_in($c->port, inet_aton('127.0.0.1'))) or die "connect: $!";
+    return $x;
+}
+# Starts a list of 15 MB and reads its first 1 MB, no more: its answer
+# waits in the worker for a reader who may never come.
+sub stalled_list {
+    my ($path) = @_;
+    my $x = small_buffered();
+    print $x "GET $path HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    my ($got, $xsel, $end) = ('', IO::Select->new($x), time + $Clusterd::DEADLINE);
+    while (length $got < 1 << 20 && time < $end) {
+        next unless $xsel->can_read(0.5);
+        last unless sysread($x, $got, 1 << 16, length $got);
+    }
+    return ($x, $got);
+}
+my $s = small_buffered();
 print $s "GET /mongo/big?limit=$N HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
 my $sel = IO::Select->new($s);
 my $raw = '';
@@ -83,7 +111,7 @@ while (time < $end) {
     $max_getmores = $m->count_of('getMore');
     sleep 0.1;
 }
-# 100 getMores fetch it all; the kernel's socket buffers hold some 10 MB.
+# 100 getMores fetch it all; the kernel's socket buffers hold a few MB.
 cmp_ok($max_getmores - $getmores, '<', 30,
     'while the client reads nothing, the cursor stops (' . ($max_getmores - $getmores)
     . ' getMores of ' . int($N / 1000) . ')');
@@ -122,7 +150,7 @@ undef $raw;
 # A client that goes away mid-stream stops its cursor: the worker kills it
 # on the server and frees the rest (the sanitizer build checks the frees).
 $m->control('/stats?reset=1');
-$s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $c->port) or die "connect: $!";
+$s = small_buffered();
 $sel = IO::Select->new($s);
 print $s "GET /mongo/big?limit=$N HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
 $raw = '';
@@ -200,19 +228,10 @@ is($st, 200, 'the worker serves on');
 }
 # A client that stops reading such a list, then hangs up: the reply waits
 # in the worker, holding no cursor on the server, and is freed (the
-# sanitizer build checks). 15 documents of 1 MB are more than the kernel's
-# socket buffers hold.
+# sanitizer build checks).
 {
     $m->control('/stats?reset=1');
-    my $x = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $c->port) or die;
-    print $x "GET /mongo/large?limit=15 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
-    my $got = '';
-    my $xsel = IO::Select->new($x);
-    my $end = time + $Clusterd::DEADLINE;
-    while (length $got < 1 << 20 && time < $end) {
-        next unless $xsel->can_read(0.5);
-        last unless sysread($x, $got, 1 << 16, length $got);
-    }
+    my ($x, $got) = stalled_list('/mongo/large?limit=15');
     like($got, qr{^HTTP/1\.1 200}, 'a list of 15 MB begins');
     my $st = $m->stats;
     is_deeply([$st->{commands}{find} // 0, $st->{commands}{getMore} // 0, $st->{cursors}], [1, 0, 0],
@@ -220,6 +239,40 @@ is($st, 200, 'the worker serves on');
     close $x;
     my ($gst) = $c->get('/mongo/big/' . sprintf('%024x', 7));
     is($gst, 200, '  ... its reader hangs up: the worker serves on');
+}
+# As many lists may hold an answer at once as the pool has clients that no
+# thread holds, and at least 1: on /tight (maxPoolSize 2, 2 threads), 1,
+# where a list with a cursor finds no client at all.
+{
+    my ($x, $got) = stalled_list('/tight/large?limit=15');
+    like($got, qr{^HTTP/1\.1 200}, 'a route whose clients all belong to its threads: a list of 15 MB begins');
+    my ($st2, undef, $b2) = $c->get('/tight/big?limit=10');
+    is($st2, 503, '  ... a second list meanwhile: 503');
+    my $err = json_decode($b2)->{error};
+    is($err->{code}, 'overloaded', '  ... "overloaded"');
+    like($err->{message}, qr/^too many results are being streamed at once: .*maxPoolSize less threads/,
+        '  ... which names the bound');
+    my ($st3) = $c->get('/tight/big?limit=2000');
+    is($st3, 503, '  ... a list with a cursor finds no client: 503');
+    close $x;
+    ok(poll_until($Clusterd::DEADLINE, sub { ($c->get('/tight/big?limit=10'))[0] == 200 }),
+        '  ... once the first reader hangs up, the next list is answered');
+}
+# stream_timeout_ms cuts a list that holds its answer too, and frees it.
+{
+    my $cuts = () = $c->log_text =~ /a result stream took longer than stream_timeout_ms/g;
+    my ($x, $got) = stalled_list('/short/large?limit=15');
+    like($got, qr{^HTTP/1\.1 200}, 'a list of 15 MB within one batch, its reader stalled');
+    ok(poll_until($Clusterd::DEADLINE, sub {
+        my $n = () = $c->log_text =~ /a result stream took longer than stream_timeout_ms \(1500 ms\)/g;
+        return $n > $cuts;
+    }), '  ... is cut at stream_timeout_ms');
+    my $rest = '';
+    1 while sysread($x, $rest, 1 << 20, length $rest);
+    ok(length($got) + length($rest) < 15_000_000, '  ... before its end');
+    close $x;
+    my ($gst) = $c->get('/short/big/' . sprintf('%024x', 9));
+    is($gst, 200, '  ... and the worker serves on');
 }
 # A list within one batch that the server cuts short (20 MB of documents,
 # 16 MB to a batch) is run again with a cursor: the whole result, in order.

@@ -324,8 +324,8 @@ main(void)
 	 * While collecting, a result that leaves jobs waiting does not wake
 	 * the loop, but the one that leaves none does: the threads are about
 	 * to run dry, and the loop delivers and reads the next requests at
-	 * once instead of at its tick. One thread: job 10 held at gate 1, 11
-	 * at gate 2, and 12 queued behind them.
+	 * once instead of at its tick. One thread: jobs 10, 11 and 12 held
+	 * at gates 1, 2 and 3.
 	 */
 	{
 		bool woken = true;
@@ -333,12 +333,15 @@ main(void)
 		submit(10, 1);
 		ok(wait_depth(0), "... a job held");
 		submit(11, 2);
-		submit(12, 0);
+		submit(12, 3);
 		ok(pool_collecting(pool, NULL), "... two behind it: collecting");
 		open_gate_to(1);
 		ok(wait_depth(1), "... the first posts, the next runs");
-		ok(pool_collecting(pool, &woken) && !woken, "... a result while a job waits: no wake-up");
+		ok(pool_collecting(pool, &woken) && !woken, "... a result while two jobs wait: no wake-up");
 		open_gate_to(2);
+		ok(wait_depth(0), "... the second posts, the last runs");
+		ok(pool_collecting(pool, &woken) && !woken, "... a result while one job waits: no wake-up");
+		open_gate_to(3);
 		ok(wait_woken(), "... the result that leaves no job waiting wakes the loop");
 		loop_until(base, 8);
 		ok(delivered == 8 && order[5] == 10 && order[6] == 11 && order[7] == 12,

@@ -4,7 +4,8 @@
  * bounded queue; a few threads run them and hand results back as messages
  * that the loop reads when an eventfd wakes it (the way memcached hands
  * connections to its threads), or, while jobs wait in the queue, on a
- * timer every millisecond, without a wake-up per result. Each thread may
+ * timer every millisecond, without a wake-up per result (the result that
+ * leaves the queue empty still wakes it). Each thread may
  * keep a context of its own, made by thread_init (a database client, say)
  * and undone by thread_fini.
  *

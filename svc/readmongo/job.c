@@ -74,18 +74,26 @@ rm_append_doc(struct evbuffer *buf, const bson_t *doc, bool comma, struct rm_thr
 	return rm_json_doc(buf, doc, t != NULL ? &t->json : NULL);
 }
 
+/* A list's find's answer, freed, and its place among replies_kept. */
+static void
+drop_reply(struct rm_job *j)
+{
+	bson_destroy(&j->reply);
+	j->replied = false;
+	__atomic_sub_fetch(&j->rm->replies_kept, 1, __ATOMIC_RELAXED);
+}
+
 void
 rm_cursor_close(struct rm_job *j)
 {
 	if (j->replied)
-		bson_destroy(&j->reply);
+		drop_reply(j);
 	if (j->cursor != NULL)
 		mongoc_cursor_destroy(j->cursor);
 	if (j->collection != NULL)
 		mongoc_collection_destroy(j->collection);
 	if (j->client != NULL)
 		mongoc_client_pool_push(j->rm->clients, j->client);
-	j->replied = false;
 	j->cursor = NULL;
 	j->collection = NULL;
 	j->client = NULL;
@@ -126,8 +134,9 @@ retryable_error(const bson_error_t *error)
 }
 
 /*
- * A find command run so that a get is read as mongoc_collection_find_with_opts()
- * and mongoc_cursor_next() would read it, without the cursor, which selects
+ * A find command run so that a get or a list is read as
+ * mongoc_collection_find_with_opts() and mongoc_cursor_next() would read
+ * it, without the cursor, which selects
  * a server and copies its description twice (once to choose between find
  * and OP_QUERY): the same read preference (the collection's), read concern
  * (the collection's, in t->cmd_opts: a raw command does not add it) and
@@ -233,6 +242,14 @@ rm_run_get(struct rm_job *j, mongoc_collection_t *coll, struct rm_thread *t)
 	bson_destroy(&reply);
 }
 
+static void
+too_many_streams(struct rm_job *j)
+{
+	rm_set_error(&j->err, 503, "overloaded", "too many results are being streamed at "
+	    "once: as many as the worker's MongoDB clients allow (maxPoolSize less threads); "
+	    "try again later");
+}
+
 /*
  * A list of at most one server batch, as one find command on the thread's
  * own client (rm_find, as a get): no client from the pool, no cursor, one
@@ -240,22 +257,28 @@ rm_run_get(struct rm_job *j, mongoc_collection_t *coll, struct rm_thread *t)
  * whole result, kept in the job until its last document is written. 1 when
  * it is; 0 when the server cut the batch short (16 MB) and left a cursor
  * open, which is closed: the list runs again with a cursor of its own;
- * -1 when it failed (j->err says why).
+ * -1 when it failed, or too many lists hold an answer (j->err says why).
  */
 static int
 list_find(struct rm_job *j, struct rm_thread *t)
 {
-	mongoc_collection_t *coll = rm_thread_collection(t, j->rm->conf->database, j->coll);
+	struct readmongo *rm = j->rm;
+	mongoc_collection_t *coll;
 	int64_t cursor_id;
 
+	if (__atomic_add_fetch(&rm->replies_kept, 1, __ATOMIC_RELAXED) > rm->replies_max) {
+		__atomic_sub_fetch(&rm->replies_kept, 1, __ATOMIC_RELAXED);
+		too_many_streams(j);
+		return -1;
+	}
 	j->replied = true;           /* find_batch initializes the reply either way */
+	coll = rm_thread_collection(t, rm->conf->database, j->coll);
 	if (!find_batch(j, coll, t, &j->reply, &j->rest, &cursor_id))
 		return -1;
 	if (cursor_id == 0)
 		return 1;
 	rm_kill_cursor(coll, cursor_id, t);
-	bson_destroy(&j->reply);
-	j->replied = false;
+	drop_reply(j);
 	return 0;
 }
 
@@ -265,8 +288,7 @@ list_open_cursor(struct rm_job *j)
 {
 	/* mongoc_client_pool_pop would wait for a client: never wait here */
 	if ((j->client = mongoc_client_pool_try_pop(j->rm->clients)) == NULL) {
-		rm_set_error(&j->err, 503, "overloaded", "too many results are being "
-		    "streamed: every MongoDB client of the worker is in use; try again later");
+		too_many_streams(j);
 		return -1;
 	}
 	j->collection = mongoc_client_get_collection(j->client, j->rm->conf->database, j->coll);

@@ -68,6 +68,12 @@ struct readmongo {
 	size_t gets_waiting_n;
 	/* The options of every get and every count: the same for all, read-only. */
 	bson_t *get_opts, *count_opts;
+	/*
+	 * Lists holding a find's answer (atomic), and how many may: as many as
+	 * lists that keep a cursor may (maxPoolSize less threads), since each
+	 * may wait up to stream_timeout_ms for a slow reader with up to 16 MB.
+	 */
+	int replies_kept, replies_max;
 
 	/*
 	 * The last time a query found MongoDB unreachable, and why. A query
@@ -125,8 +131,8 @@ struct rm_error {
 /*
  * One request's query. The loop builds it and owns it. A thread runs it a
  * step at a time: a get or a count in one step; a list one batch of JSON
- * per step, after which the cursor (and the client it needs) waits in the
- * job, holding no thread, until the loop has written the batch out and
+ * per step, after which its find's answer, or its cursor and the client
+ * it needs, waits in the job, holding no thread, until the loop has written the batch out and
  * queues the next step. Loop and thread never touch the job at once: the
  * pool's queue and its messages hand it over.
  */
@@ -157,7 +163,7 @@ struct rm_job {
 	 * as a cursor with a client of its own, from the pool of clients.
 	 */
 	bool one_find;
-	bool replied;                /* reply is initialized, rest runs over its batch */
+	bool replied;                /* reply is initialized and counted in replies_kept */
 	bson_t reply;
 	bson_iter_t rest;
 	mongoc_client_t *client;
@@ -165,7 +171,7 @@ struct rm_job {
 	mongoc_cursor_t *cursor;
 	uint64_t docs;               /* documents out so far */
 	struct evbuffer *batch;      /* made by a step, for the loop */
-	int stop;                    /* the next step only closes the cursor */
+	int stop;                    /* the next step only lets go of the answer or cursor */
 
 	/* The loop's. */
 	int started;                 /* the stream's status line is out */

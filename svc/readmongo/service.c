@@ -11,7 +11,7 @@
  *
  * The driver blocks, so the loop only parses and validates; the queries run
  * on the worker's thread pool (worker/pool.c). A list streams: its thread serializes
- * the cursor into batches of about BATCH_BYTES and hands each to the loop,
+ * its find's answer, or its cursor, into batches of about BATCH_BYTES and hands each to the loop,
  * then waits until the loop has passed it to the connection and the
  * connection has written all but STREAM_LOW_WATER bytes of it. So a worker holds
  * a few batches per stream, whatever the size of the result, and a client
@@ -79,15 +79,22 @@ bound_socket_wait(mongoc_uri_t *uri, const struct rm_conf *c)
 	    (int32_t)(c->max_time_ms + RM_SOCKET_MARGIN_MS));
 }
 
+/* The pool of clients, and in *streams how many lists may hold an answer at once. */
 static mongoc_client_pool_t *
-clients_new(const struct rm_conf *c, const char *prefix)
+clients_new(const struct rm_conf *c, const char *prefix, int *streams)
 {
 	mongoc_client_pool_t *clients = NULL;
 	bson_error_t error;
 	mongoc_uri_t *uri;
 
-	if ((uri = mongoc_uri_new_with_error(c->uri, &error)) != NULL)
+	if ((uri = mongoc_uri_new_with_error(c->uri, &error)) != NULL) {
 		bound_socket_wait(uri, c);
+		/* the clients a thread does not hold: what lists with a cursor may use */
+		*streams = mongoc_uri_get_option_as_int32(uri, MONGOC_URI_MAXPOOLSIZE, 100) -
+		    (int)c->threads;
+		if (*streams < 1)
+			*streams = 1;
+	}
 	if (uri == NULL || (clients = mongoc_client_pool_new_with_error(uri, &error)) == NULL)
 		log_error("route %s: %s", prefix, error.message);
 	else
@@ -179,7 +186,7 @@ rm_init(const struct route_conf *route, const struct worker_info *w)
 	STAILQ_INIT(&rm->gets_waiting);
 	if (fixed_opts(rm) == -1 ||
 	    (rm->gets_running = calloc((size_t)c->threads, sizeof(*rm->gets_running))) == NULL ||
-	    (rm->clients = clients_new(c, route->prefix)) == NULL ||
+	    (rm->clients = clients_new(c, route->prefix, &rm->replies_max)) == NULL ||
 	    (rm->pool = pool_new(w->base, (int)c->threads, (size_t)c->queue_limit,
 		thread_client, thread_client_done, rm->clients)) == NULL) {
 		log_error("route %s: cannot start the MongoDB threads", route->prefix);
