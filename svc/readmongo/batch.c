@@ -131,12 +131,9 @@ run_batch(struct rm_job **jobs, size_t n, mongoc_collection_t *coll, struct rm_t
 		return;
 	}
 	while (bson_iter_next(&batch) && BSON_ITER_HOLDS_DOCUMENT(&batch)) {
-		const uint8_t *data;
-		uint32_t len;
 		bson_t doc;
 
-		bson_iter_document(&batch, &len, &data);
-		if (bson_init_static(&doc, data, len))
+		if (rm_iter_doc(&batch, &doc))
 			hand_out(jobs, n, &doc, t);
 	}
 	bson_destroy(&reply);

@@ -189,6 +189,22 @@ rm_first_batch(const bson_t *reply, bson_iter_t *batch, int64_t *cursor_id)
 }
 
 /*
+ * The document that it, an iterator over a batch, is at, as doc (pointing
+ * into the reply): false if it is at something else, or a bad length.
+ */
+bool
+rm_iter_doc(const bson_iter_t *it, bson_t *doc)
+{
+	const uint8_t *data;
+	uint32_t len;
+
+	if (!BSON_ITER_HOLDS_DOCUMENT(it))
+		return false;
+	bson_iter_document(it, &len, &data);
+	return bson_init_static(doc, data, len);
+}
+
+/*
  * j's filter and options as one find command on coll: its reply (always
  * initialized) and the reply's first batch. false after an error, which
  * j->err says.
@@ -227,13 +243,9 @@ rm_run_get(struct rm_job *j, mongoc_collection_t *coll, struct rm_thread *t)
 	if (!find_batch(j, coll, t, &reply, &batch, &cursor_id)) {
 		;                    /* j->err is set */
 	} else if (bson_iter_next(&batch) && BSON_ITER_HOLDS_DOCUMENT(&batch)) {
-		const uint8_t *data;
-		uint32_t len;
 		bson_t doc;
 
-		bson_iter_document(&batch, &len, &data);
-		if (!bson_init_static(&doc, data, len) ||
-		    rm_append_doc(j->out, &doc, false, t) == -1)
+		if (!rm_iter_doc(&batch, &doc) || rm_append_doc(j->out, &doc, false, t) == -1)
 			rm_set_error(&j->err, 502, "mongo_error",
 			    "the document could not be converted to JSON");
 	} else {
@@ -304,16 +316,12 @@ list_open_cursor(struct rm_job *j)
 static bool
 list_next(struct rm_job *j, const bson_t **doc, bson_t *held)
 {
-	const uint8_t *data;
-	uint32_t len;
-
 	/* run_at: when the operation that may fail began (rm_driver_error()) */
 	if (!j->replied)
 		return (j->run_at = bson_get_monotonic_time(), mongoc_cursor_next(j->cursor, doc));
 	if (!bson_iter_next(&j->rest))
 		return false;
-	if (!BSON_ITER_HOLDS_DOCUMENT(&j->rest) ||
-	    (bson_iter_document(&j->rest, &len, &data), !bson_init_static(held, data, len))) {
+	if (!rm_iter_doc(&j->rest, held)) {
 		rm_set_error(&j->err, 502, "mongo_error", "MongoDB answered a find with "
 		    "something other than a document in its batch");
 		return false;

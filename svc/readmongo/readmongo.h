@@ -199,6 +199,7 @@ void rm_not_found(struct rm_job *j);
 bool rm_find(mongoc_collection_t *coll, const bson_t *cmd, struct rm_thread *t, bson_t *reply,
     bson_error_t *error);
 bool rm_first_batch(const bson_t *reply, bson_iter_t *batch, int64_t *cursor_id);
+bool rm_iter_doc(const bson_iter_t *it, bson_t *doc);
 void rm_kill_cursor(mongoc_collection_t *coll, int64_t cursor_id, struct rm_thread *t);
 void rm_driver_error(struct rm_job *j, struct rm_error *e, const bson_error_t *error);
 bool rm_found_down(struct rm_job *j);
